@@ -44,7 +44,7 @@ LOGS     := $(BUILD)/logs/$(STAMP)-$(VARIANT)
 # 6.12's ksm_tests race on the stock kernel (README, "Flaky baseline"):
 # they get bounded retries, recorded in the results.  Ours gets them too
 # until our engine lands in mm/ksm/.
-ATTEMPTS ?= 3
+ATTEMPTS ?= 5
 
 export CCACHE_DIR ?= $(HOME)/.cache/ccache
 KCC = $(shell command -v ccache >/dev/null 2>&1 && echo "ccache gcc" || echo gcc)
@@ -58,7 +58,7 @@ GUEST_RUN = python3 $(H)/scripts/guest.py --kernel $(BZIMAGE) \
 	--initrd $(INITRD) --label $(VARIANT) --accel $(ACCEL) \
 	--smp $(SMP) --mem $(MEM) --timeout $(TIMEOUT)
 
-.PHONY: all deps tree kernel initramfs check run shell test clean distclean \
+.PHONY: all deps tree kernel initramfs check run shell exec test clean distclean \
 	selftests help
 all: kernel initramfs
 
@@ -131,6 +131,19 @@ check: kernel initramfs
 run: kernel initramfs
 	@$(GUEST_RUN) --suite run --log-dir $(LOGS)-run \
 		--append "$(APPEND) demo_args=$(subst $(space),$(comma),$(strip $(DEMO)))"
+
+# One shell script in the guest, reported as one test, for experiments:
+#   make exec CMD='./ksm_tests -M -p 10'    or    make exec SCRIPT=file
+# It runs in the directory of 6.12's selftests, carried in a second cpio
+# archive appended to the initramfs.
+exec: kernel initramfs
+	@mkdir -p $(GUEST)/exec
+	@$(if $(SCRIPT),cp $(SCRIPT) $(GUEST)/exec/exec.sh,$(file >$(GUEST)/exec/exec.sh,$(CMD)))
+	@echo "file /exec.sh $(GUEST)/exec/exec.sh 0755 0 0" > $(GUEST)/exec/list
+	@$(BUILD)/tools/gen_init_cpio $(GUEST)/exec/list > $(GUEST)/exec/extra.cpio
+	@cat $(INITRD) $(GUEST)/exec/extra.cpio > $(GUEST)/exec/initramfs.cpio
+	@$(GUEST_RUN:$(INITRD)=$(GUEST)/exec/initramfs.cpio) --suite exec \
+		--log-dir $(LOGS)-exec --append "$(APPEND)"
 
 shell: kernel initramfs
 	@$(GUEST_RUN) --suite shell --log-dir $(LOGS)-shell --append "$(APPEND)"

@@ -10,7 +10,6 @@
  */
 #include <errno.h>
 #include <signal.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,7 +31,7 @@ static int shared_pct = 70, zero_pct = 10;
 static long pages_to_scan = 5000, sleep_ms;
 static long timeout_s = 600;
 
-static uint64_t mix(uint64_t x)
+static unsigned long long mix(unsigned long long x)
 {
 	x ^= x >> 33;
 	x *= 0xff51afd7ed558ccdULL;
@@ -53,19 +52,25 @@ static enum kind kind_of(long i)
 	return UNIQUE;
 }
 
-static void fill(uint64_t *p, long i, int proc)
+static void fill(unsigned long long *p, long i, int proc)
 {
 	enum kind k = kind_of(i);
-	uint64_t seed = k == SHARED ? mix(i) : mix(((uint64_t)proc << 40) ^ i ^ 0x5a5a);
+	unsigned long long seed;
+
+	/* mix() is a bijection: disjoint inputs give disjoint seeds. */
+	if (k == SHARED)
+		seed = mix(i);
+	else
+		seed = mix(1ULL << 62 | (unsigned long long)proc << 40 | i);
 	long w;
 
 	for (w = 0; w < page_size / 8; w++)
 		p[w] = k == ZERO ? 0 : mix(seed + w);
 }
 
-static int check(uint64_t *p, long i, int proc)
+static int check(unsigned long long *p, long i, int proc)
 {
-	static uint64_t *want;
+	static unsigned long long *want;
 
 	if (!want)
 		want = malloc(page_size);
@@ -73,7 +78,8 @@ static int check(uint64_t *p, long i, int proc)
 	return memcmp(p, want, page_size) == 0;
 }
 
-static volatile sig_atomic_t stop;
+/* on_term() escapes through signal(): every call below rereads this. */
+static sig_atomic_t stop;
 static sigset_t waitmask;	/* SIGTERM unblocked only while waiting */
 
 static void on_term(int sig)
@@ -93,7 +99,7 @@ static int worker(int proc, int ready_fd)
 	/* Small pages only: the demo is about KSM, not about THP splitting. */
 	madvise(mem, npages * page_size, MADV_NOHUGEPAGE);
 	for (i = 0; i < npages; i++)
-		fill((uint64_t *)(mem + i * page_size), i, proc);
+		fill((unsigned long long *)(mem + i * page_size), i, proc);
 	if (madvise(mem, npages * page_size, MADV_MERGEABLE))
 		return 3;
 	if (write(ready_fd, "r", 1) != 1)
@@ -101,9 +107,10 @@ static int worker(int proc, int ready_fd)
 	while (!stop)
 		sigsuspend(&waitmask);
 	for (i = 0; i < npages; i++)
-		bad += !check((uint64_t *)(mem + i * page_size), i, proc);
+		bad += !check((unsigned long long *)(mem + i * page_size), i, proc);
 	if (bad)
-		fprintf(stderr, "worker %d: %ld pages changed content\n", proc, bad);
+		fprintf(stderr, "ksm_demo: process %d: %ld pages changed content\n",
+			proc, bad);
 	return bad ? 1 : 0;
 }
 
@@ -189,12 +196,11 @@ static double now(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static void usage(const char *argv0)
+static void usage(void)
 {
 	fprintf(stderr,
-		"usage: %s [-n procs] [-m MiB each] [-s shared%%] [-z zero%%]\n"
-		"          [-p pages_to_scan] [-t sleep_millisecs] [-T timeout s]\n",
-		argv0);
+		"ksm_demo [-n procs] [-m MiB each] [-s shared%%] [-z zero%%]\n"
+		"          [-p pages_to_scan] [-t sleep_millisecs] [-T timeout s]\n");
 	exit(2);
 }
 
@@ -210,19 +216,34 @@ int main(int argc, char **argv)
 
 	while ((opt = getopt(argc, argv, "n:m:s:z:p:t:T:")) != -1) {
 		switch (opt) {
-		case 'n': nprocs = atoi(optarg); break;
-		case 'm': mib = atol(optarg); break;
-		case 's': shared_pct = atoi(optarg); break;
-		case 'z': zero_pct = atoi(optarg); break;
-		case 'p': pages_to_scan = atol(optarg); break;
-		case 't': sleep_ms = atol(optarg); break;
-		case 'T': timeout_s = atol(optarg); break;
-		default: usage(argv[0]);
+		case 'n':
+			nprocs = atoi(optarg);
+			break;
+		case 'm':
+			mib = atol(optarg);
+			break;
+		case 's':
+			shared_pct = atoi(optarg);
+			break;
+		case 'z':
+			zero_pct = atoi(optarg);
+			break;
+		case 'p':
+			pages_to_scan = atol(optarg);
+			break;
+		case 't':
+			sleep_ms = atol(optarg);
+			break;
+		case 'T':
+			timeout_s = atol(optarg);
+			break;
+		default:
+			usage();
 		}
 	}
 	if (nprocs < 2 || nprocs > MAX_PROCS || mib < 1 ||
 	    shared_pct < 0 || zero_pct < 0 || shared_pct + zero_pct > 100)
-		usage(argv[0]);
+		usage();
 	page_size = sysconf(_SC_PAGESIZE);
 	npages = mib * 1024 * 1024 / page_size;
 	for (i = 0; i < npages; i++)
@@ -287,7 +308,7 @@ int main(int argc, char **argv)
 		t = now() - t0;
 		sharing = ksm_read("pages_sharing");
 		cpu = task_cpu(kpid) - cpu0;
-		printf("%6.1fs  pages_shared %7ld  pages_sharing %7ld  saved %7.1f MiB  full_scans %4ld  ksmd cpu %6.2fs\n",
+		printf("%6.1fs  shared %7ld  sharing %7ld  saved %7.1f MiB  full_scans %4ld  ksmd cpu %6.2fs\n",
 		       t, ksm_read("pages_shared"), sharing,
 		       sharing * (double)page_size / (1 << 20),
 		       ksm_read("full_scans"), cpu);

@@ -73,7 +73,8 @@ class Session:
     def __init__(self, a, tally):
         self.a = a
         self.tally = tally
-        self.raw = open(os.path.join(a.log_dir, "tests.log"), "w")
+        self.raw = open(os.path.join(a.log_dir, "tests.log"), "w",
+                        buffering=1)
         self.current = None
         self.block = []
         self.ready = False
@@ -139,9 +140,9 @@ class Session:
             return
         if self.current:
             self.block.append(text)
-            if self.a.suite == "run":
+            if self.a.suite in ("run", "exec"):
                 print(text, flush=True)
-        elif self.a.suite == "run":
+        elif self.a.suite in ("run", "exec"):
             print(text, flush=True)
 
     def finish_test(self, end):

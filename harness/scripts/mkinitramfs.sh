@@ -15,7 +15,7 @@ stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 mkdir -p "$stage"/{bin,dev,proc,sys,tmp,root,etc,tests}
 cp /bin/busybox "$stage/bin/busybox"
-cp "$repo/harness/guest/init" "$stage/init"
+install -m 0755 "$repo/harness/guest/init" "$stage/init"
 cp -a "$tests/6.12" "$tests/ours" "$tests/bin" "$stage/tests/"
 echo "root:x:0:0:root:/root:/bin/sh" > "$stage/etc/passwd"
 
