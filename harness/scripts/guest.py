@@ -30,6 +30,7 @@ SPLAT = re.compile(
 STAMP = re.compile(r"^\[\s*\d+\.\d+\]\s?")
 KTAP_CASE = re.compile(r"^    (not ok|ok) \d+ (.*?)(\s+#\s*(SKIP|skip)\b.*)?$")
 KTAP_SUITE = re.compile(r"^    # Subtest: (\S+)")
+TAP_PLAN = re.compile(r"^1\.\.(\d+)")
 TAP_LINE = re.compile(r"^(not ok|ok) \d+ (.*?)(\s+#\s*(SKIP|skip)\b(.*))?$")
 
 
@@ -156,10 +157,16 @@ class Session:
             timing += f", attempt {attempt}"
         if kind == "tap":
             seen_fail = False
+            plan = None
+            results = 0
             for text in self.block:
+                m = TAP_PLAN.match(text)
+                if m:
+                    plan = int(m.group(1))
                 m = TAP_LINE.match(text)
                 if not m:
                     continue
+                results += 1
                 desc = m.group(2).strip()
                 if m.group(4):
                     self.tally.add("SKIP", f"{name}: {desc}",
@@ -169,6 +176,10 @@ class Session:
                 else:
                     seen_fail = True
                     self.tally.add("FAIL", f"{name}: {desc}")
+            if plan is not None and results < plan:
+                seen_fail = True
+                self.tally.add("FAIL", f"{name}: {plan - results} of {plan} "
+                               "planned results never came")
             if rc != 0 and not seen_fail:
                 self.tally.add("FAIL", name, f"exit {rc}, {timing}")
                 self.show_tail()
