@@ -37,7 +37,8 @@ GUEST    := $(BUILD)/guest
 INITRD   := $(GUEST)/initramfs.cpio
 HDR      := $(BUILD)/hdr
 H        := $(CURDIR)/harness
-FRAGS    := $(H)/config/ksm.config $(if $(filter 1,$(DEBUG)),$(H)/config/debug.config)
+FRAGS    := $(H)/config/ksm.config $(if $(filter ours,$(KERNEL)),$(H)/config/ours.config) \
+	    $(if $(filter 1,$(DEBUG)),$(H)/config/debug.config)
 STAMP    := $(shell date +%Y%m%d-%H%M%S)
 LOGS     := $(BUILD)/logs/$(STAMP)-$(VARIANT)
 
