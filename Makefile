@@ -45,7 +45,7 @@ LOGS     := $(BUILD)/logs/$(STAMP)-$(VARIANT)
 # 6.12's ksm_tests race on the stock kernel (README, "Flaky baseline"):
 # they get bounded retries, recorded in the results.  Ours gets them too
 # until our engine lands in mm/ksm/.
-ATTEMPTS ?= 5
+ATTEMPTS ?= 10
 
 export CCACHE_DIR ?= $(HOME)/.cache/ccache
 KCC = $(shell command -v ccache >/dev/null 2>&1 && echo "ccache gcc" || echo gcc)

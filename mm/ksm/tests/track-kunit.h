@@ -1,0 +1,126 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * KUnit tests for mm/ksm/track.c and the candidate encoding in ksm.h:
+ * every field survives a round trip through an xarray slot, fields clamp
+ * rather than spill into each other, and the three slot states stay apart.
+ */
+#ifndef _MM_KSM_TESTS_TRACK_KUNIT_H
+#define _MM_KSM_TESTS_TRACK_KUNIT_H
+
+#include <kunit/test.h>
+#include <linux/prandom.h>
+#include <linux/slab.h>
+
+static void expect_same_cand(struct kunit *test, struct ksm_cand want,
+			     struct ksm_cand got)
+{
+	KUNIT_EXPECT_EQ(test, want.sig, got.sig);
+	KUNIT_EXPECT_EQ(test, want.age, got.age);
+	KUNIT_EXPECT_EQ(test, want.skip, got.skip);
+	KUNIT_EXPECT_EQ(test, want.zero, got.zero);
+}
+
+static void ksm_track_test_round_trip(struct kunit *test)
+{
+	struct rnd_state rs;
+	unsigned int n;
+
+	prandom_seed_state(&rs, 56);
+	for (n = 0; n < 1000; n++) {
+		struct ksm_cand c = {
+			.sig = prandom_u32_state(&rs) &
+			       (BIT(KSM_CAND_SIG_BITS) - 1),
+			.age = prandom_u32_state(&rs) % (KSM_CAND_AGE_MAX + 1),
+			.skip = prandom_u32_state(&rs) % (KSM_CAND_SKIP_MAX + 1),
+			.zero = n & 1,
+		};
+		void *entry = ksm_cand_entry(c);
+
+		KUNIT_EXPECT_TRUE(test, xa_is_value(entry));
+		KUNIT_EXPECT_FALSE(test, xa_is_internal(entry));
+		expect_same_cand(test, c, ksm_entry_cand(entry));
+	}
+}
+
+static void ksm_track_test_fields_clamp(struct kunit *test)
+{
+	struct ksm_cand c = { .sig = U32_MAX, .age = 200, .skip = 99 };
+	struct ksm_cand got = ksm_entry_cand(ksm_cand_entry(c));
+
+	KUNIT_EXPECT_EQ(test, (u32)(BIT(KSM_CAND_SIG_BITS) - 1), got.sig);
+	KUNIT_EXPECT_EQ(test, KSM_CAND_AGE_MAX, (unsigned int)got.age);
+	KUNIT_EXPECT_EQ(test, KSM_CAND_SKIP_MAX, (unsigned int)got.skip);
+	KUNIT_EXPECT_FALSE(test, got.zero);
+
+	/* An all-zero candidate is still a slot, not an empty one. */
+	c = (struct ksm_cand) { };
+	KUNIT_EXPECT_NOT_NULL(test, ksm_cand_entry(c));
+}
+
+static void ksm_track_test_sig_fold(struct kunit *test)
+{
+	u64 sig = 0x0123456789abcdefULL;
+	unsigned int bit;
+
+	/* Flipping any one bit of the full signature shows in the kept part. */
+	for (bit = 0; bit < 64; bit++) {
+		if (bit % 32 >= KSM_CAND_SIG_BITS)
+			continue;
+		KUNIT_EXPECT_NE_MSG(test, ksm_sig_fold(sig),
+				    ksm_sig_fold(sig ^ BIT_ULL(bit)), "bit %u", bit);
+	}
+}
+
+static void ksm_track_test_slot_states(struct kunit *test)
+{
+	unsigned long addr = TASK_SIZE_MAX - PAGE_SIZE, other = 0x7f0000001000UL;
+	struct ksm_cand c = { .sig = 42, .age = 3, .skip = 1 }, got;
+	struct ksm_stable *stable, *node;
+	DEFINE_XARRAY(pages);
+
+	/* Any allocation will do: the stable node is only pointed at here. */
+	node = kunit_kzalloc(test, 64, GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, node);
+
+	KUNIT_EXPECT_EQ(test, KSM_UNTRACKED,
+			ksm_track_load(&pages, addr, &got, &stable));
+	KUNIT_ASSERT_EQ(test, 0, ksm_track_store_cand(&pages, addr, c, GFP_KERNEL));
+	KUNIT_EXPECT_EQ(test, KSM_CANDIDATE,
+			ksm_track_load(&pages, addr, &got, &stable));
+	expect_same_cand(test, c, got);
+	/* Addresses within one page share a slot; the next page does not. */
+	KUNIT_EXPECT_EQ(test, KSM_CANDIDATE,
+			ksm_track_load(&pages, addr + 123, &got, &stable));
+	KUNIT_EXPECT_EQ(test, KSM_UNTRACKED,
+			ksm_track_load(&pages, addr - PAGE_SIZE, &got, &stable));
+
+	KUNIT_ASSERT_EQ(test, 0, ksm_track_store_merged(&pages, other, node,
+							GFP_KERNEL));
+	KUNIT_EXPECT_EQ(test, KSM_MERGED,
+			ksm_track_load(&pages, other, &got, &stable));
+	KUNIT_EXPECT_PTR_EQ(test, node, stable);
+
+	ksm_track_forget(&pages, addr);
+	KUNIT_EXPECT_EQ(test, KSM_UNTRACKED,
+			ksm_track_load(&pages, addr, &got, &stable));
+	ksm_track_forget(&pages, other);
+	KUNIT_EXPECT_TRUE(test, xa_empty(&pages));
+	xa_destroy(&pages);
+}
+
+static struct kunit_case ksm_track_test_cases[] = {
+	KUNIT_CASE(ksm_track_test_round_trip),
+	KUNIT_CASE(ksm_track_test_fields_clamp),
+	KUNIT_CASE(ksm_track_test_sig_fold),
+	KUNIT_CASE(ksm_track_test_slot_states),
+	{},
+};
+
+static struct kunit_suite ksm_track_test_suite = {
+	.name = "ksm_track",
+	.test_cases = ksm_track_test_cases,
+};
+
+kunit_test_suite(ksm_track_test_suite);
+
+#endif /* _MM_KSM_TESTS_TRACK_KUNIT_H */

@@ -1,0 +1,80 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * KSM tracked pages: what a registered mm knows of each page it has seen,
+ * one xarray slot a page (see ksm.h for the encoding).
+ */
+#include <linux/xarray.h>
+
+#include "ksm.h"
+
+/**
+ * ksm_track_load() - what is known of the page at an address
+ * @pages: the tracked pages of an mm
+ * @addr: the page's virtual address
+ * @cand: filled in when the page is a candidate
+ * @stable: filled in when the page is merged
+ *
+ * Context: any; the caller keeps the slot from changing under it.
+ * Return: the state of the page, which says which of @cand and @stable
+ * was filled in.
+ */
+enum ksm_track_state ksm_track_load(struct xarray *pages, unsigned long addr,
+				    struct ksm_cand *cand,
+				    struct ksm_stable **stable)
+{
+	void *entry = xa_load(pages, addr >> PAGE_SHIFT);
+
+	if (!entry)
+		return KSM_UNTRACKED;
+	if (xa_is_value(entry)) {
+		*cand = ksm_entry_cand(entry);
+		return KSM_CANDIDATE;
+	}
+	*stable = entry;
+	return KSM_MERGED;
+}
+
+/**
+ * ksm_track_store_cand() - record a page as a candidate
+ * @pages: the tracked pages of an mm
+ * @addr: the page's virtual address
+ * @cand: what the visit learnt
+ * @gfp: for the xarray's own nodes, the first time a range is tracked
+ *
+ * Return: 0, or -ENOMEM.
+ */
+int ksm_track_store_cand(struct xarray *pages, unsigned long addr,
+			 struct ksm_cand cand, gfp_t gfp)
+{
+	return xa_err(xa_store(pages, addr >> PAGE_SHIFT, ksm_cand_entry(cand),
+			       gfp));
+}
+
+/**
+ * ksm_track_store_merged() - record a page as mapped to a KSM page
+ * @pages: the tracked pages of an mm
+ * @addr: the page's virtual address
+ * @stable: the stable node of that KSM page
+ * @gfp: for the xarray's own nodes
+ *
+ * Return: 0, or -ENOMEM.
+ */
+int ksm_track_store_merged(struct xarray *pages, unsigned long addr,
+			   struct ksm_stable *stable, gfp_t gfp)
+{
+	return xa_err(xa_store(pages, addr >> PAGE_SHIFT, stable, gfp));
+}
+
+/**
+ * ksm_track_forget() - stop tracking the page at an address
+ * @pages: the tracked pages of an mm
+ * @addr: the page's virtual address
+ */
+void ksm_track_forget(struct xarray *pages, unsigned long addr)
+{
+	xa_erase(pages, addr >> PAGE_SHIFT);
+}
+
+#ifdef CONFIG_KSM_KUNIT_TEST
+#include "tests/track-kunit.h"
+#endif
