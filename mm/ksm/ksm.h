@@ -7,8 +7,11 @@
 #define _MM_KSM_KSM_H
 
 #include <linux/bits.h>
+#include <linux/list.h>
 #include <linux/minmax.h>
 #include <linux/mm.h>
+#include <linux/mutex.h>
+#include <linux/spinlock.h>
 #include <linux/types.h>
 #include <linux/xarray.h>
 
@@ -101,6 +104,90 @@ int ksm_track_store_cand(struct xarray *pages, unsigned long addr,
 int ksm_track_store_merged(struct xarray *pages, unsigned long addr,
 			   struct ksm_stable *stable, gfp_t gfp);
 void ksm_track_forget(struct xarray *pages, unsigned long addr);
+
+/*
+ * The engine: knobs, statistics, the registry of mms, the scan.
+ */
+enum ksm_run_mode {
+	KSM_RUN_STOP,
+	KSM_RUN_MERGE,
+	KSM_RUN_UNMERGE,
+};
+
+enum ksm_advisor_mode {
+	KSM_ADVISOR_NONE,
+	KSM_ADVISOR_SCAN_TIME,
+};
+
+/* What /sys/kernel/mm/ksm lets the administrator set (6.12 defaults). */
+struct ksm_knobs {
+	unsigned int run;
+	unsigned int pages_to_scan;
+	unsigned int sleep_millisecs;
+	unsigned int merge_across_nodes;
+	bool use_zero_pages;
+	unsigned int max_page_sharing;
+	unsigned int chains_prune_millisecs;
+	bool smart_scan;
+	unsigned int advisor;
+	unsigned long advisor_max_cpu;
+	unsigned long advisor_min_pages;
+	unsigned long advisor_max_pages;
+	unsigned long advisor_target_scan_time;
+};
+
+/*
+ * Counters shown in /sys/kernel/mm/ksm, written by ksmd under ksm_lock;
+ * tracked also by madvise() and exit, which never take ksm_lock.
+ */
+struct ksm_stats {
+	unsigned long pages_scanned;
+	unsigned long pages_shared;
+	unsigned long pages_sharing;
+	unsigned long pages_unshared;
+	unsigned long pages_skipped;
+	unsigned long full_scans;
+	unsigned long stable_node_chains;
+	unsigned long stable_node_dups;
+	atomic_long_t tracked;		/* all tracked pages: the "rmap items" */
+};
+
+extern struct ksm_knobs ksm_knobs;
+extern struct ksm_stats ksm_stats;
+extern struct mutex ksm_lock;
+
+/* A registered mm: one per mm with MMF_VM_MERGEABLE. */
+struct ksm_mm {
+	struct mm_struct *mm;		/* mmgrab()bed while registered */
+	struct hlist_node hash;		/* in the registry, by mm */
+	struct list_head scan;		/* in ksm_mm_list, in scan order */
+	struct xarray pages;		/* tracked pages (track.c) */
+};
+
+/*
+ * Metadata bytes per tracked page, for the profit figures: a candidate is
+ * one xarray slot and its share of the node; merged pages cost more (the
+ * stable tree), counted apart.
+ */
+#define KSM_TRACKED_BYTES	(sizeof(void *) + sizeof(struct xa_node) / XA_CHUNK_SIZE)
+
+/* registry.c */
+int ksm_registry_init(void);
+extern spinlock_t ksm_mm_lock;
+extern struct list_head ksm_mm_list;
+unsigned long ksm_mm_forget_range(struct ksm_mm *kmm, unsigned long start,
+				  unsigned long end);
+int ksm_unmerge_all(void);
+
+/* scan.c */
+void ksm_scan_batch(unsigned int budget);
+void ksm_scan_mm_gone(struct ksm_mm *kmm);
+
+/* daemon.c */
+void ksm_daemon_wake(void);
+
+/* sysfs.c */
+int ksm_sysfs_init(void);
 
 /* content.c */
 u64 ksm_content_key(const void *addr);

@@ -1,0 +1,122 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * ksmd: the KSM daemon and its pacing; KSM's setup at boot.
+ */
+#include <linux/freezer.h>
+#include <linux/kthread.h>
+#include <linux/ksm.h>
+#include <linux/sched.h>
+#include <linux/wait.h>
+
+#define CREATE_TRACE_POINTS
+#include <trace/events/ksm.h>
+
+#include "ksm.h"
+
+/* Held by ksmd around each batch, and by knob writes that need it idle. */
+DEFINE_MUTEX(ksm_lock);
+
+struct ksm_knobs ksm_knobs = {
+	.run = KSM_RUN_STOP,
+	.pages_to_scan = 100,
+	.sleep_millisecs = 20,
+	.merge_across_nodes = 1,
+	.max_page_sharing = 256,
+	.chains_prune_millisecs = 2000,
+	.smart_scan = true,
+	.advisor = KSM_ADVISOR_NONE,
+	.advisor_max_cpu = 70,
+	.advisor_min_pages = 500,
+	.advisor_max_pages = 30000,
+	.advisor_target_scan_time = 200,
+};
+
+struct ksm_stats ksm_stats;
+
+/* Mappings of the zero page that KSM placed (include/linux/ksm.h). */
+atomic_long_t ksm_zero_pages = ATOMIC_LONG_INIT(0);
+
+static DECLARE_WAIT_QUEUE_HEAD(ksmd_idle);	/* stopped, or nothing to scan */
+static DECLARE_WAIT_QUEUE_HEAD(ksmd_pause);	/* between two batches */
+
+static bool ksmd_should_run(void)
+{
+	return READ_ONCE(ksm_knobs.run) == KSM_RUN_MERGE &&
+	       !list_empty_careful(&ksm_mm_list);
+}
+
+/**
+ * ksm_daemon_wake() - make ksmd look at its knobs and its work again
+ */
+void ksm_daemon_wake(void)
+{
+	wake_up_interruptible(&ksmd_idle);
+	wake_up_interruptible(&ksmd_pause);
+}
+
+static bool pause_over(unsigned int ms)
+{
+	return ms != READ_ONCE(ksm_knobs.sleep_millisecs) || kthread_should_stop();
+}
+
+static bool idle_over(void)
+{
+	return ksmd_should_run() || kthread_should_stop();
+}
+
+static int ksmd_fn(void *unused)
+{
+	unsigned int ms;
+
+	set_freezable();
+	set_user_nice(current, 5);
+	while (!kthread_should_stop()) {
+		mutex_lock(&ksm_lock);
+		if (ksmd_should_run())
+			ksm_scan_batch(READ_ONCE(ksm_knobs.pages_to_scan));
+		mutex_unlock(&ksm_lock);
+		/*
+		 * Yield even when sleep_millisecs is 0 and the batch found no
+		 * page to visit: the last put of an exiting mm may wait for
+		 * a kworker on this CPU, and the mm stays registered until then.
+		 */
+		cond_resched();
+
+		if (ksmd_should_run()) {
+			/* A new sleep_millisecs takes effect at once. */
+			ms = READ_ONCE(ksm_knobs.sleep_millisecs);
+			wait_event_freezable_timeout(ksmd_pause, pause_over(ms),
+						     msecs_to_jiffies(ms));
+		} else {
+			wait_event_freezable(ksmd_idle, idle_over());
+		}
+	}
+	return 0;
+}
+
+static int __init ksm_init(void)
+{
+	struct task_struct *ksmd;
+	int err;
+
+	err = ksm_registry_init();
+	if (err)
+		return err;
+	ksmd = kthread_run(ksmd_fn, NULL, "ksmd");
+	if (IS_ERR(ksmd)) {
+		pr_err("ksm: cannot start ksmd\n");
+		return PTR_ERR(ksmd);
+	}
+	if (!IS_ENABLED(CONFIG_SYSFS)) {
+		/* Nobody could ever start it. */
+		ksm_knobs.run = KSM_RUN_MERGE;
+		return 0;
+	}
+	err = ksm_sysfs_init();
+	if (err) {
+		pr_err("ksm: cannot register in sysfs\n");
+		kthread_stop(ksmd);
+	}
+	return err;
+}
+subsys_initcall(ksm_init);

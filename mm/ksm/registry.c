@@ -1,0 +1,385 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * KSM registry: which mms and which of their VMAs KSM may merge, entered
+ * through madvise(), prctl(), fork, execve and exit.
+ */
+#include <linux/hashtable.h>
+#include <linux/ksm.h>
+#include <linux/mman.h>
+#include <linux/mm.h>
+#include <linux/sched/mm.h>
+#include <linux/slab.h>
+#include <trace/events/ksm.h>
+
+#include "ksm.h"
+
+/* Guards the hash, ksm_mm_list and the scan cursor's choice of mm. */
+DEFINE_SPINLOCK(ksm_mm_lock);
+LIST_HEAD(ksm_mm_list);
+static DEFINE_HASHTABLE(ksm_mm_hash, 10);
+static struct kmem_cache *ksm_mm_cache;
+
+/**
+ * ksm_registry_init() - set up the registry at boot
+ *
+ * Return: 0, or -ENOMEM.
+ */
+int __init ksm_registry_init(void)
+{
+	ksm_mm_cache = KMEM_CACHE(ksm_mm, 0);
+	return ksm_mm_cache ? 0 : -ENOMEM;
+}
+
+static struct ksm_mm *ksm_mm_find(struct mm_struct *mm)
+{
+	struct ksm_mm *kmm;
+
+	lockdep_assert_held(&ksm_mm_lock);
+	hash_for_each_possible(ksm_mm_hash, kmm, hash, (unsigned long)mm)
+		if (kmm->mm == mm)
+			return kmm;
+	return NULL;
+}
+
+/**
+ * __ksm_enter() - register an mm with KSM
+ * @mm: the mm, which gets MMF_VM_MERGEABLE
+ *
+ * Return: 0, or -ENOMEM.
+ */
+int __ksm_enter(struct mm_struct *mm)
+{
+	struct ksm_mm *kmm;
+	bool was_idle;
+
+	kmm = kmem_cache_zalloc(ksm_mm_cache, GFP_KERNEL);
+	if (!kmm)
+		return -ENOMEM;
+	kmm->mm = mm;
+	xa_init(&kmm->pages);
+	mmgrab(mm);
+
+	spin_lock(&ksm_mm_lock);
+	was_idle = list_empty(&ksm_mm_list);
+	hash_add(ksm_mm_hash, &kmm->hash, (unsigned long)mm);
+	/* At the end: a new mm is seen in the pass under way. */
+	list_add_tail(&kmm->scan, &ksm_mm_list);
+	spin_unlock(&ksm_mm_lock);
+
+	set_bit(MMF_VM_MERGEABLE, &mm->flags);
+	if (was_idle)
+		ksm_daemon_wake();
+	trace_ksm_enter(mm);
+	return 0;
+}
+
+/**
+ * __ksm_exit() - forget an mm that is going away
+ * @mm: the mm, whose last user is gone
+ *
+ * ksmd only works on an mm it holds a user reference to, so it is not in
+ * this mm now and will not enter it again once the mm is off the list.
+ */
+void __ksm_exit(struct mm_struct *mm)
+{
+	struct ksm_mm *kmm;
+
+	spin_lock(&ksm_mm_lock);
+	kmm = ksm_mm_find(mm);
+	if (kmm) {
+		ksm_scan_mm_gone(kmm);	/* while kmm is still listed */
+		hash_del(&kmm->hash);
+		list_del(&kmm->scan);
+	}
+	spin_unlock(&ksm_mm_lock);
+
+	if (kmm) {
+		ksm_mm_forget_range(kmm, 0, ULONG_MAX);
+		xa_destroy(&kmm->pages);
+		kmem_cache_free(ksm_mm_cache, kmm);
+		clear_bit(MMF_VM_MERGE_ANY, &mm->flags);
+		clear_bit(MMF_VM_MERGEABLE, &mm->flags);
+		mmdrop(mm);
+	}
+	trace_ksm_exit(mm);
+}
+
+/**
+ * ksm_mm_forget_range() - stop tracking the pages of a range
+ * @kmm: the registered mm
+ * @start: first address
+ * @end: end of the range (exclusive)
+ *
+ * Context: the mm's mmap lock held, for writing unless ksm_lock is held;
+ * or the mm is exiting.  Never takes ksm_lock: ksmd takes it before mmap
+ * locks.
+ * Return: how many tracked pages were forgotten.
+ */
+unsigned long ksm_mm_forget_range(struct ksm_mm *kmm, unsigned long start,
+				  unsigned long end)
+{
+	XA_STATE(xas, &kmm->pages, start >> PAGE_SHIFT);
+	unsigned long last = (end - 1) >> PAGE_SHIFT, n = 0;
+	void *entry;
+
+	if (end <= start)
+		return 0;
+	xas_lock(&xas);
+	xas_for_each(&xas, entry, last) {
+		xas_store(&xas, NULL);
+		n++;
+	}
+	xas_unlock(&xas);
+	if (n) {
+		kmm->mm->ksm_rmap_items -= n;
+		atomic_long_sub(n, &ksm_stats.tracked);
+	}
+	return n;
+}
+
+/*
+ * The VMAs KSM may merge: private anonymous memory of ordinary pages.
+ * Advice on any other VMA is accepted and ignored, as in 6.12.
+ */
+static bool vma_mergeable_kind(struct vm_area_struct *vma)
+{
+	if (vma->vm_flags & (VM_SHARED | VM_MAYSHARE | VM_PFNMAP | VM_IO |
+			     VM_DONTEXPAND | VM_HUGETLB | VM_MIXEDMAP |
+			     VM_DROPPABLE))
+		return false;
+	if (vma_is_dax(vma))
+		return false;
+#ifdef VM_SAO
+	if (vma->vm_flags & VM_SAO)
+		return false;
+#endif
+#ifdef VM_SPARC_ADI
+	if (vma->vm_flags & VM_SPARC_ADI)
+		return false;
+#endif
+	return true;
+}
+
+static struct ksm_mm *ksm_mm_of(struct mm_struct *mm)
+{
+	struct ksm_mm *kmm;
+
+	spin_lock(&ksm_mm_lock);
+	kmm = ksm_mm_find(mm);
+	spin_unlock(&ksm_mm_lock);
+	return kmm;
+}
+
+/* Give back private copies of the KSM pages of a range; forget it. */
+static int unmerge_range(struct vm_area_struct *vma, unsigned long start,
+			 unsigned long end)
+{
+	struct ksm_mm *kmm = ksm_mm_of(vma->vm_mm);
+
+	/* No KSM pages exist yet: merging comes with the stable tree. */
+	if (kmm)
+		ksm_mm_forget_range(kmm, start, end);
+	return 0;
+}
+
+/**
+ * ksm_madvise() - MADV_MERGEABLE and MADV_UNMERGEABLE on a VMA
+ * @vma: the VMA
+ * @start: start of the advised part
+ * @end: end of the advised part
+ * @advice: MADV_MERGEABLE or MADV_UNMERGEABLE
+ * @vm_flags: the VMA's flags to be, updated here
+ *
+ * Context: mmap lock held for writing.
+ * Return: 0, or -ENOMEM, -EINTR, -EAGAIN.
+ */
+int ksm_madvise(struct vm_area_struct *vma, unsigned long start,
+		unsigned long end, int advice, unsigned long *vm_flags)
+{
+	struct mm_struct *mm = vma->vm_mm;
+	int err;
+
+	switch (advice) {
+	case MADV_MERGEABLE:
+		if ((vma->vm_flags & VM_MERGEABLE) || !vma_mergeable_kind(vma))
+			return 0;
+		if (!test_bit(MMF_VM_MERGEABLE, &mm->flags)) {
+			err = __ksm_enter(mm);
+			if (err)
+				return err;
+		}
+		*vm_flags |= VM_MERGEABLE;
+		break;
+	case MADV_UNMERGEABLE:
+		if (!(*vm_flags & VM_MERGEABLE))
+			return 0;
+		if (vma->anon_vma) {
+			err = unmerge_range(vma, start, end);
+			if (err)
+				return err;
+		}
+		*vm_flags &= ~VM_MERGEABLE;
+		break;
+	}
+	return 0;
+}
+
+static void mark_vma_mergeable(struct vm_area_struct *vma)
+{
+	if (!(vma->vm_flags & VM_MERGEABLE) && vma_mergeable_kind(vma))
+		vm_flags_set(vma, VM_MERGEABLE);
+}
+
+/**
+ * ksm_add_vma() - a new VMA of a process that merges everything
+ * @vma: the VMA, whose mm may have MMF_VM_MERGE_ANY
+ */
+void ksm_add_vma(struct vm_area_struct *vma)
+{
+	struct mm_struct *mm = vma->vm_mm;
+
+	if (!test_bit(MMF_VM_MERGE_ANY, &mm->flags))
+		return;
+	mark_vma_mergeable(vma);
+	if (!test_bit(MMF_VM_MERGEABLE, &mm->flags))
+		__ksm_enter(mm);	/* best effort, as at fork */
+}
+
+/**
+ * ksm_enable_merge_any() - prctl(PR_SET_MEMORY_MERGE, 1)
+ * @mm: the mm, write-locked
+ *
+ * Return: 0, or -ENOMEM.
+ */
+int ksm_enable_merge_any(struct mm_struct *mm)
+{
+	VMA_ITERATOR(vmi, mm, 0);
+	struct vm_area_struct *vma;
+	int err;
+
+	if (test_bit(MMF_VM_MERGE_ANY, &mm->flags))
+		return 0;
+	if (!test_bit(MMF_VM_MERGEABLE, &mm->flags)) {
+		err = __ksm_enter(mm);
+		if (err)
+			return err;
+	}
+	set_bit(MMF_VM_MERGE_ANY, &mm->flags);
+	for_each_vma(vmi, vma)
+		mark_vma_mergeable(vma);
+	return 0;
+}
+
+static int unmerge_vma(struct vm_area_struct *vma)
+{
+	int err;
+
+	if (!(vma->vm_flags & VM_MERGEABLE))
+		return 0;
+	if (vma->anon_vma) {
+		err = unmerge_range(vma, vma->vm_start, vma->vm_end);
+		if (err)
+			return err;
+	}
+	vm_flags_clear(vma, VM_MERGEABLE);
+	return 0;
+}
+
+static int unmerge_all_vmas(struct mm_struct *mm)
+{
+	VMA_ITERATOR(vmi, mm, 0);
+	struct vm_area_struct *vma;
+	int err;
+
+	for_each_vma(vmi, vma) {
+		err = unmerge_vma(vma);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+/**
+ * ksm_disable_merge_any() - prctl(PR_SET_MEMORY_MERGE, 0)
+ * @mm: the mm, write-locked
+ *
+ * Unmerges every VMA; on failure the VMAs are mergeable again.
+ *
+ * Return: 0, or the error of unmerging.
+ */
+int ksm_disable_merge_any(struct mm_struct *mm)
+{
+	VMA_ITERATOR(vmi, mm, 0);
+	struct vm_area_struct *vma;
+	int err;
+
+	if (!test_bit(MMF_VM_MERGE_ANY, &mm->flags))
+		return 0;
+	err = unmerge_all_vmas(mm);
+	if (err) {
+		for_each_vma(vmi, vma)
+			mark_vma_mergeable(vma);
+		return err;
+	}
+	clear_bit(MMF_VM_MERGE_ANY, &mm->flags);
+	return 0;
+}
+
+/**
+ * ksm_disable() - stop merging in an mm altogether
+ * @mm: the mm, write-locked
+ *
+ * Return: 0, or the error of unmerging.
+ */
+int ksm_disable(struct mm_struct *mm)
+{
+	mmap_assert_write_locked(mm);
+	if (!test_bit(MMF_VM_MERGEABLE, &mm->flags))
+		return 0;
+	if (test_bit(MMF_VM_MERGE_ANY, &mm->flags))
+		return ksm_disable_merge_any(mm);
+	return unmerge_all_vmas(mm);
+}
+
+/**
+ * ksm_unmerge_all() - run=2: unmerge and forget everything
+ *
+ * Context: ksm_lock held.
+ * Return: 0, or the error of unmerging.
+ */
+int ksm_unmerge_all(void)
+{
+	struct ksm_mm *kmm;
+	struct mm_struct *mm;
+
+	lockdep_assert_held(&ksm_lock);
+	spin_lock(&ksm_mm_lock);
+	list_for_each_entry(kmm, &ksm_mm_list, scan) {
+		mm = kmm->mm;
+		if (!mmget_not_zero(mm))
+			continue;
+		/* While we hold a user, __ksm_exit() cannot unlist kmm. */
+		spin_unlock(&ksm_mm_lock);
+		mmap_read_lock(mm);
+		ksm_mm_forget_range(kmm, 0, ULONG_MAX);
+		mmap_read_unlock(mm);
+		spin_lock(&ksm_mm_lock);
+		/* Async, so allowed here; kmm->scan.next is read under the lock. */
+		mmput_async(mm);
+	}
+	spin_unlock(&ksm_mm_lock);
+	return 0;
+}
+
+/**
+ * ksm_process_profit() - what KSM saves one process, in bytes
+ * @mm: the process's mm
+ *
+ * Return: bytes of pages merged or mapped to the zero page, less the bytes
+ * of KSM's metadata for the pages it tracks.
+ */
+long ksm_process_profit(struct mm_struct *mm)
+{
+	return (long)(mm->ksm_merging_pages + mm_ksm_zero_pages(mm)) * PAGE_SIZE -
+	       mm->ksm_rmap_items * KSM_TRACKED_BYTES;
+}
