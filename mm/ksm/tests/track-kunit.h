@@ -76,8 +76,9 @@ static void ksm_track_test_slot_states(struct kunit *test)
 	unsigned long addr = TASK_SIZE_MAX - PAGE_SIZE, other = 0x7f0000001000UL;
 	struct ksm_cand c = { .sig = 42, .age = 3, .skip = 1 }, got;
 	struct ksm_stable *stable, *node;
-	DEFINE_XARRAY(pages);
+	struct xarray pages;
 
+	xa_init(&pages);	/* on the stack: lockdep needs a runtime init */
 	/* Any allocation will do: the stable node is only pointed at here. */
 	node = kunit_kzalloc(test, 64, GFP_KERNEL);
 	KUNIT_ASSERT_NOT_NULL(test, node);
