@@ -65,7 +65,7 @@ PACKAGES := linux-source-6.12 qemu-system-x86 gcc make flex bison bc \
 	python3 rsync xz-utils patch git
 
 GUEST_RUN = python3 $(H)/scripts/guest.py --kernel $(BZIMAGE) \
-	--initrd $(INITRD) --label $(VARIANT) --accel $(ACCEL) \
+	--initrd $(BOOT_INITRD) --label $(VARIANT) --accel $(ACCEL) \
 	--smp $(SMP) --mem $(MEM) --timeout $(TIMEOUT)
 
 .PHONY: all deps tree kernel initramfs check run shell exec test clean distclean \
@@ -129,9 +129,21 @@ selftests: $(GUEST)/tests/.stamp
 $(INITRD): $(GUEST)/tests/.stamp $(H)/guest/init $(H)/scripts/mkinitramfs.sh \
 		$(BUILD)/tools/gen_init_cpio
 	@$(H)/scripts/mkinitramfs.sh $@ $(GUEST)/tests $(CURDIR) \
-		$(BUILD)/tools/gen_init_cpio $(EXTRA_BINS)
+		$(BUILD)/tools/gen_init_cpio
 
-initramfs: $(INITRD)
+# EXTRA_BINS: host programs (with their libraries) in an appended archive.
+ifneq ($(strip $(EXTRA_BINS)),)
+BOOT_INITRD := $(GUEST)/initramfs+extra.cpio
+.PHONY: $(BOOT_INITRD)
+$(BOOT_INITRD): $(INITRD)
+	@$(H)/scripts/mkinitramfs.sh --extra $(GUEST)/extra.cpio \
+		$(BUILD)/tools/gen_init_cpio $(EXTRA_BINS)
+	@cat $(INITRD) $(GUEST)/extra.cpio > $@
+else
+BOOT_INITRD := $(INITRD)
+endif
+
+initramfs: $(BOOT_INITRD)
 
 # --- boot ----------------------------------------------------------------------
 check: kernel initramfs
@@ -151,8 +163,8 @@ exec: kernel initramfs
 	@$(if $(SCRIPT),cp $(SCRIPT) $(GUEST)/exec/exec.sh,$(file >$(GUEST)/exec/exec.sh,$(CMD)))
 	@echo "file /exec.sh $(GUEST)/exec/exec.sh 0755 0 0" > $(GUEST)/exec/list
 	@$(BUILD)/tools/gen_init_cpio $(GUEST)/exec/list > $(GUEST)/exec/extra.cpio
-	@cat $(INITRD) $(GUEST)/exec/extra.cpio > $(GUEST)/exec/initramfs.cpio
-	@$(GUEST_RUN:$(INITRD)=$(GUEST)/exec/initramfs.cpio) --suite exec \
+	@cat $(BOOT_INITRD) $(GUEST)/exec/extra.cpio > $(GUEST)/exec/initramfs.cpio
+	@$(GUEST_RUN:$(BOOT_INITRD)=$(GUEST)/exec/initramfs.cpio) --suite exec \
 		--log-dir $(LOGS)-exec --append "$(APPEND)"
 
 shell: kernel initramfs
