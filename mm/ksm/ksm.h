@@ -11,6 +11,7 @@
 #include <linux/minmax.h>
 #include <linux/mm.h>
 #include <linux/mutex.h>
+#include <linux/rbtree.h>
 #include <linux/spinlock.h>
 #include <linux/types.h>
 #include <linux/xarray.h>
@@ -188,6 +189,35 @@ void ksm_daemon_wake(void);
 
 /* sysfs.c */
 int ksm_sysfs_init(void);
+
+/*
+ * Content trees (tree.c): a node caches its page's order key; reaching the
+ * page itself is the owner's business, through these ops.
+ */
+struct ksm_tnode {
+	struct rb_node rb;
+	u64 key;
+};
+
+struct ksm_tree_ops {
+	/* Map the node's page for reading, or NULL if the node went stale. */
+	const void *(*map)(struct ksm_tnode *node, void *ctx);
+	void (*unmap)(struct ksm_tnode *node, const void *addr, void *ctx);
+};
+
+struct ksm_tree_pos {
+	struct ksm_tnode *match;	/* node of equal contents */
+	struct ksm_tnode *stale;	/* node whose page could not be had */
+	struct rb_node *parent;		/* where to insert, if no match */
+	struct rb_node **link;
+};
+
+int ksm_tree_find(struct rb_root *root, u64 key, const void *content,
+		  const struct ksm_tree_ops *ops, void *ctx,
+		  struct ksm_tree_pos *pos);
+void ksm_tree_insert(struct rb_root *root, struct ksm_tnode *node, u64 key,
+		     struct ksm_tree_pos *pos);
+void ksm_tree_erase(struct rb_root *root, struct ksm_tnode *node);
 
 /* content.c */
 u64 ksm_content_key(const void *addr);
