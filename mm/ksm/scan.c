@@ -127,6 +127,7 @@ static unsigned int scan_mm(struct ksm_mm *kmm, unsigned int budget,
 	struct vm_area_struct *vma;
 	struct ksm_batch *b = &batch;
 	unsigned int seen = 0, i;
+	int err;
 
 	*done = false;
 	for_each_vma(vmi, vma) {
@@ -147,16 +148,22 @@ static unsigned int scan_mm(struct ksm_mm *kmm, unsigned int budget,
 			b->nr = 0;
 			b->max = min_t(unsigned int, KSM_BATCH, budget - seen);
 			b->next = vma->vm_end;
-			walk_page_range_vma(vma, addr, vma->vm_end, &batch_ops, b);
+			err = walk_page_range_vma(vma, addr, vma->vm_end,
+						  &batch_ops, b);
 			for (i = 0; i < b->nr; i++) {
 				ksm_mm_forget_range(kmm, addr, b->addr[i]);
 				visit_page(kmm, b->addr[i], b->folio[i]);
 				folio_put(b->folio[i]);
 				addr = b->addr[i] + PAGE_SIZE;
 			}
+			seen += b->nr;
+			if (err < 0) {
+				/* Not walked: no reason to forget what is there. */
+				addr = vma->vm_end;
+				break;
+			}
 			ksm_mm_forget_range(kmm, addr, b->next);
 			addr = b->next;
-			seen += b->nr;
 			cond_resched();
 		}
 	}
