@@ -15,44 +15,12 @@
 #include <unistd.h>
 
 #include "kselftest_harness.h"
+#include "ksm_test_util.h"
 
-#define KSM_DIR "/sys/kernel/mm/ksm/"
 #define PAGES 32
 #define WAIT_S 20
 
 static long psize;
-
-static long read_long(const char *path)
-{
-	char buf[32];
-	ssize_t n;
-	int fd;
-
-	fd = open(path, O_RDONLY);
-	if (fd < 0)
-		return -1;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = '\0';
-	return strtol(buf, NULL, 10);
-}
-
-static int ksm_set(const char *name, long value)
-{
-	char path[128], buf[32];
-	int fd, len, ok;
-
-	snprintf(path, sizeof(path), KSM_DIR "%s", name);
-	fd = open(path, O_WRONLY);
-	if (fd < 0)
-		return -1;
-	len = snprintf(buf, sizeof(buf), "%ld", value);
-	ok = write(fd, buf, len) == len;
-	close(fd);
-	return ok ? 0 : -1;
-}
 
 static long merging_pages(pid_t pid)
 {
@@ -60,14 +28,6 @@ static long merging_pages(pid_t pid)
 
 	snprintf(path, sizeof(path), "/proc/%d/ksm_merging_pages", pid);
 	return read_long(path);
-}
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 /* Wait until @pid has at least @want merged pages; false after WAIT_S. */

@@ -17,55 +17,14 @@
 #include <unistd.h>
 
 #include "kselftest_harness.h"
+#include "ksm_test_util.h"
 
 #ifndef PR_SET_MEMORY_MERGE
 #define PR_SET_MEMORY_MERGE 67
 #define PR_GET_MEMORY_MERGE 68
 #endif
 
-#define KSM_DIR "/sys/kernel/mm/ksm/"
 #define PAGES 64
-
-static long ksm_get(const char *name)
-{
-	char path[128], buf[32];
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), KSM_DIR "%s", name);
-	fd = open(path, O_RDONLY);
-	if (fd < 0)
-		return -1;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = '\0';
-	return strtol(buf, NULL, 10);
-}
-
-static int ksm_set(const char *name, long value)
-{
-	char path[128], buf[32];
-	int fd, len, ok;
-
-	snprintf(path, sizeof(path), KSM_DIR "%s", name);
-	fd = open(path, O_WRONLY);
-	if (fd < 0)
-		return -1;
-	len = snprintf(buf, sizeof(buf), "%ld", value);
-	ok = write(fd, buf, len) == len;
-	close(fd);
-	return ok ? 0 : -1;
-}
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 /* Wait for @n more full scans; false after @limit seconds. */
 static bool wait_full_scans(long n, double limit)
