@@ -4,6 +4,7 @@
  */
 #include <linux/freezer.h>
 #include <linux/kthread.h>
+#include <linux/memory.h>
 #include <linux/ksm.h>
 #include <linux/sched.h>
 #include <linux/wait.h>
@@ -39,10 +40,20 @@ atomic_long_t ksm_zero_pages = ATOMIC_LONG_INIT(0);
 static DECLARE_WAIT_QUEUE_HEAD(ksmd_idle);	/* stopped, or nothing to scan */
 static DECLARE_WAIT_QUEUE_HEAD(ksmd_pause);	/* between two batches */
 
-static bool ksmd_should_run(void)
+/* Set while memory goes offline: KSM pages there must not be looked at. */
+bool ksm_offlining;
+
+static bool ksmd_should_scan(void)
 {
 	return READ_ONCE(ksm_knobs.run) == KSM_RUN_MERGE &&
-	       !list_empty_careful(&ksm_mm_list);
+	       !list_empty_careful(&ksm_mm_list) && !READ_ONCE(ksm_offlining);
+}
+
+/* Exited mms are forgotten even while ksmd does not scan. */
+static bool ksmd_should_run(void)
+{
+	return ksmd_should_scan() ||
+	       (!list_empty_careful(&ksm_dead_list) && !READ_ONCE(ksm_offlining));
 }
 
 /**
@@ -72,8 +83,11 @@ static int ksmd_fn(void *unused)
 	set_user_nice(current, 5);
 	while (!kthread_should_stop()) {
 		mutex_lock(&ksm_lock);
-		if (ksmd_should_run())
-			ksm_scan_batch(READ_ONCE(ksm_knobs.pages_to_scan));
+		if (!ksm_offlining) {
+			ksm_reap_dead();
+			if (ksmd_should_scan())
+				ksm_scan_batch(READ_ONCE(ksm_knobs.pages_to_scan));
+		}
 		mutex_unlock(&ksm_lock);
 		/*
 		 * Yield even when sleep_millisecs is 0 and the batch found no
@@ -82,7 +96,7 @@ static int ksmd_fn(void *unused)
 		 */
 		cond_resched();
 
-		if (ksmd_should_run()) {
+		if (ksmd_should_scan()) {
 			/* A new sleep_millisecs takes effect at once. */
 			ms = READ_ONCE(ksm_knobs.sleep_millisecs);
 			wait_event_freezable_timeout(ksmd_pause, pause_over(ms),
@@ -94,14 +108,49 @@ static int ksmd_fn(void *unused)
 	return 0;
 }
 
+/*
+ * Memory going offline: its KSM pages are migrated away (their nodes
+ * follow), but nodes of pages freed there still name its pfns.  Hold
+ * ksmd off until they are pruned.
+ */
+static int ksm_memory_callback(struct notifier_block *nb, unsigned long action,
+			       void *arg)
+{
+	struct memory_notify *mn = arg;
+
+	switch (action) {
+	case MEM_GOING_OFFLINE:
+		mutex_lock(&ksm_lock);
+		WRITE_ONCE(ksm_offlining, true);
+		mutex_unlock(&ksm_lock);
+		break;
+	case MEM_OFFLINE:
+	case MEM_CANCEL_OFFLINE:
+		mutex_lock(&ksm_lock);
+		if (action == MEM_OFFLINE)
+			ksm_stable_prune(mn->start_pfn,
+					 mn->start_pfn + mn->nr_pages);
+		WRITE_ONCE(ksm_offlining, false);
+		mutex_unlock(&ksm_lock);
+		ksm_daemon_wake();
+		break;
+	}
+	return NOTIFY_OK;
+}
+
 static int __init ksm_init(void)
 {
 	struct task_struct *ksmd;
 	int err;
 
 	err = ksm_registry_init();
+	if (!err)
+		err = ksm_stable_init();
+	if (!err)
+		err = ksm_unstable_init();
 	if (err)
 		return err;
+	hotplug_memory_notifier(ksm_memory_callback, KSM_CALLBACK_PRI);
 	ksmd = kthread_run(ksmd_fn, NULL, "ksmd");
 	if (IS_ERR(ksmd)) {
 		pr_err("ksm: cannot start ksmd\n");

@@ -3,41 +3,111 @@
  * The hooks the rest of mm/ calls on KSM pages: reverse mapping,
  * migration, memory failure, swap-in.
  *
- * Until the stable tree lands no folio is a KSM page, so the KSM-only hooks
- * have nothing to do; ksm_might_need_to_copy() sees every swapped-in folio
- * and does its whole job already.
+ * A KSM folio's ->mapping names its stable node; the node's sharers say
+ * where it is mapped.
  */
 #include <linux/ksm.h>
 #include <linux/memcontrol.h>
 #include <linux/mm.h>
 #include <linux/rmap.h>
+#include <linux/sched/signal.h>
 #include <linux/swap.h>
 #include <linux/vm_event_item.h>
 
 #include "../internal.h"
 #include "ksm.h"
 
+/*
+ * Visit the VMAs of @anon_vma that cover @addr: those of @mm first (pass
+ * 0), then those of its forked children (pass 1).  Return false to stop.
+ */
+static bool walk_sharer(struct folio *folio, struct rmap_walk_control *rwc,
+			struct ksm_sharer *sh, int pass)
+{
+	struct anon_vma *anon_vma = sh->anon_vma;
+	struct anon_vma_chain *avc;
+	unsigned long addr = sh->addr;
+
+	if (rwc->try_lock) {
+		if (!anon_vma_trylock_read(anon_vma)) {
+			rwc->contended = true;
+			return false;
+		}
+	} else {
+		anon_vma_lock_read(anon_vma);
+	}
+	anon_vma_interval_tree_foreach(avc, &anon_vma->rb_root, 0, ULONG_MAX) {
+		struct vm_area_struct *vma = avc->vma;
+
+		cond_resched();
+		if ((vma->vm_mm == sh->kmm->mm) != !pass)
+			continue;
+		if (addr < vma->vm_start || addr >= vma->vm_end)
+			continue;
+		if (rwc->invalid_vma && rwc->invalid_vma(vma, rwc->arg))
+			continue;
+		if (!rwc->rmap_one(folio, vma, addr, rwc->arg) ||
+		    (rwc->done && rwc->done(folio))) {
+			anon_vma_unlock_read(anon_vma);
+			return false;
+		}
+	}
+	anon_vma_unlock_read(anon_vma);
+	return true;
+}
+
 /**
  * rmap_walk_ksm() - visit every mapping of a KSM folio
  * @folio: the KSM folio, locked
  * @rwc: what to do at each mapping
+ *
+ * A KSM page is mapped where its sharers are, and where forked children
+ * of theirs inherited it at the same address.
  */
 void rmap_walk_ksm(struct folio *folio, struct rmap_walk_control *rwc)
 {
+	struct ksm_stable *s;
+	unsigned int i;
+	int pass;
+
+	VM_BUG_ON_FOLIO(!folio_test_ksm(folio), folio);
+	/* The folio lock keeps the sharers as they are. */
+	VM_BUG_ON_FOLIO(!folio_test_locked(folio), folio);
+	s = ksm_folio_stable(folio);
+	if (!s)
+		return;
+	for (pass = 0; pass < 2; pass++)
+		for (i = 0; i < s->nr; i++)
+			if (!walk_sharer(folio, rwc, &s->sharers[i], pass))
+				return;
 }
 
 /**
  * folio_migrate_ksm() - move KSM state to the folio replacing another
- * @newfolio: the new folio
+ * @newfolio: the new folio, which took over ->mapping
  * @folio: the old folio
+ *
+ * Context: both folios locked.
  */
 void folio_migrate_ksm(struct folio *newfolio, struct folio *folio)
 {
+	struct ksm_stable *s;
+
+	VM_BUG_ON_FOLIO(!folio_test_locked(folio), folio);
+	VM_BUG_ON_FOLIO(!folio_test_locked(newfolio), newfolio);
+	s = ksm_folio_stable(folio);
+	if (!s)
+		return;
+	VM_BUG_ON_FOLIO(READ_ONCE(s->kpfn) != folio_pfn(folio), folio);
+	WRITE_ONCE(s->kpfn, folio_pfn(newfolio));
+	/* Readers that saw the old pfn check it again after this. */
+	smp_wmb();
+	WRITE_ONCE(folio->mapping, (void *)PAGE_MAPPING_KSM);
 }
 
 /**
  * collect_procs_ksm() - the processes mapping a poisoned KSM page
- * @folio: the KSM folio
+ * @folio: the KSM folio, locked
  * @page: the poisoned page
  * @to_kill: list to add them to
  * @force_early: kill even processes that did not ask for early kill
@@ -45,6 +115,38 @@ void folio_migrate_ksm(struct folio *newfolio, struct folio *folio)
 void collect_procs_ksm(struct folio *folio, struct page *page,
 		       struct list_head *to_kill, int force_early)
 {
+#ifdef CONFIG_MEMORY_FAILURE
+	struct ksm_stable *s = ksm_folio_stable(folio);
+	struct anon_vma_chain *avc;
+	struct task_struct *tsk, *t;
+	unsigned int i;
+
+	if (!s)
+		return;
+	for (i = 0; i < s->nr; i++) {
+		struct anon_vma *anon_vma = s->sharers[i].anon_vma;
+		unsigned long addr = s->sharers[i].addr;
+
+		anon_vma_lock_read(anon_vma);
+		rcu_read_lock();
+		for_each_process(tsk) {
+			t = task_early_kill(tsk, force_early);
+			if (!t)
+				continue;
+			anon_vma_interval_tree_foreach(avc, &anon_vma->rb_root,
+						       0, ULONG_MAX) {
+				struct vm_area_struct *vma = avc->vma;
+
+				if (vma->vm_mm == t->mm &&
+				    addr >= vma->vm_start && addr < vma->vm_end)
+					add_to_kill_ksm(t, page, vma, to_kill,
+							addr);
+			}
+		}
+		rcu_read_unlock();
+		anon_vma_unlock_read(anon_vma);
+	}
+#endif
 }
 
 /* Can the swapped-in @folio be mapped as it is at @addr of @vma? */

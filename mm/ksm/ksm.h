@@ -107,6 +107,37 @@ int ksm_track_store_merged(struct xarray *pages, unsigned long addr,
 void ksm_track_forget(struct xarray *pages, unsigned long addr);
 
 /*
+ * Content trees (tree.c): a node caches its page's order key; reaching the
+ * page itself is the owner's business, through these ops.
+ */
+struct ksm_tnode {
+	struct rb_node rb;
+	u64 key;
+};
+
+struct ksm_tree_ops {
+	/* Map the node's page for reading, or NULL if the node went stale. */
+	const void *(*map)(struct ksm_tnode *node, void *ctx);
+	void (*unmap)(struct ksm_tnode *node, const void *addr, void *ctx);
+	/* Optional: an equal node that takes no more; the search goes on right. */
+	bool (*full)(struct ksm_tnode *node, void *ctx);
+};
+
+struct ksm_tree_pos {
+	struct ksm_tnode *match;	/* node of equal contents */
+	struct ksm_tnode *stale;	/* node whose page could not be had */
+	struct rb_node *parent;		/* where to insert, if no match */
+	struct rb_node **link;
+};
+
+int ksm_tree_find(struct rb_root *root, u64 key, const void *content,
+		  const struct ksm_tree_ops *ops, void *ctx,
+		  struct ksm_tree_pos *pos);
+void ksm_tree_insert(struct rb_root *root, struct ksm_tnode *node, u64 key,
+		     struct ksm_tree_pos *pos);
+void ksm_tree_erase(struct rb_root *root, struct ksm_tnode *node);
+
+/*
  * The engine: knobs, statistics, the registry of mms, the scan.
  */
 enum ksm_run_mode {
@@ -157,12 +188,42 @@ extern struct ksm_knobs ksm_knobs;
 extern struct ksm_stats ksm_stats;
 extern struct mutex ksm_lock;
 
-/* A registered mm: one per mm with MMF_VM_MERGEABLE. */
+/*
+ * A registered mm: one per mm with MMF_VM_MERGEABLE.  When the mm exits,
+ * it leaves the hash for the dead list; ksmd forgets its pages, and frees
+ * it at the end of the pass, once the unstable tree no longer names it.
+ */
 struct ksm_mm {
-	struct mm_struct *mm;		/* mmgrab()bed while registered */
+	struct mm_struct *mm;		/* mmgrab()bed until freed */
 	struct hlist_node hash;		/* in the registry, by mm */
 	struct list_head scan;		/* in ksm_mm_list, in scan order */
 	struct xarray pages;		/* tracked pages (track.c) */
+	bool dead;			/* the mm exited */
+};
+
+/*
+ * A sharer: a tracked page mapped to a KSM page.  Its anon_vma is where
+ * rmap walks find the mapping, and in forked children the copies of it.
+ */
+struct ksm_sharer {
+	struct ksm_mm *kmm;
+	struct anon_vma *anon_vma;	/* referenced */
+	unsigned long addr;
+};
+
+/*
+ * A stable node: one KSM page, in the stable tree while its page lives.
+ * The page's ->mapping points here; the node lives on while a tracked
+ * slot points to it (nr sharers) or its page lives.  Sharers change only
+ * under ksm_lock and, while the page lives, its folio lock, which is
+ * what rmap walks hold.
+ */
+struct ksm_stable {
+	struct ksm_tnode tn;
+	unsigned long kpfn;		/* follows migration */
+	struct ksm_sharer *sharers;
+	unsigned int nr;
+	unsigned int cap;
 };
 
 /*
@@ -176,48 +237,74 @@ struct ksm_mm {
 int ksm_registry_init(void);
 extern spinlock_t ksm_mm_lock;
 extern struct list_head ksm_mm_list;
+extern struct list_head ksm_dead_list;
 unsigned long ksm_mm_forget_range(struct ksm_mm *kmm, unsigned long start,
 				  unsigned long end);
 int ksm_unmerge_all(void);
+void ksm_reap_dead(void);
+void ksm_free_graveyard(void);
 
 /* scan.c */
 void ksm_scan_batch(unsigned int budget);
 void ksm_scan_mm_gone(struct ksm_mm *kmm);
+void ksm_scan_restart(void);
 
 /* daemon.c */
 void ksm_daemon_wake(void);
+extern bool ksm_offlining;
+
+/* The stable node of a KSM folio; NULL while it has none. */
+static inline struct ksm_stable *ksm_folio_stable(struct folio *folio)
+{
+	unsigned long mapping = (unsigned long)READ_ONCE(folio->mapping);
+
+	if ((mapping & PAGE_MAPPING_FLAGS) != PAGE_MAPPING_KSM)
+		return NULL;
+	return (struct ksm_stable *)(mapping & ~PAGE_MAPPING_FLAGS);
+}
+
+/* stable.c */
+int ksm_stable_init(void);
+struct ksm_stable *ksm_stable_new(void);
+void ksm_stable_free(struct ksm_stable *s);
+void ksm_stable_bind(struct ksm_stable *s, struct folio *folio);
+struct folio *ksm_stable_folio(struct ksm_stable *s, bool lock);
+struct ksm_stable *ksm_stable_find(u64 key, const void *content, int nid);
+void ksm_stable_insert(struct ksm_stable *s, u64 key, int nid);
+int ksm_stable_add(struct ksm_stable *s, struct ksm_mm *kmm,
+		   unsigned long addr, struct anon_vma *anon_vma);
+void ksm_stable_drop(struct ksm_stable *s, struct ksm_mm *kmm,
+		     unsigned long addr);
+void ksm_stable_prune(unsigned long start_pfn, unsigned long end_pfn);
+int ksm_tree_nid(struct page *page);
+
+/* unstable.c: this pass's candidates */
+struct ksm_unode {
+	struct ksm_tnode tn;
+	struct ksm_mm *kmm;
+	unsigned long addr;
+};
+
+int ksm_unstable_init(void);
+struct ksm_unode *ksm_unstable_find(u64 key, const void *content,
+				    struct page *page, int nid, bool *inserted,
+				    struct ksm_mm *kmm, unsigned long addr);
+void ksm_unstable_erase(struct ksm_unode *u, int nid);
+void ksm_unstable_reset(void);
+
+/* merge.c */
+struct vm_area_struct *ksm_vma(struct mm_struct *mm, unsigned long addr);
+struct page *ksm_lookup_page(struct vm_area_struct *vma, unsigned long addr);
+void ksm_merge_page(struct ksm_mm *kmm, unsigned long addr, struct page *page);
+void ksm_attach_page(struct ksm_mm *kmm, unsigned long addr,
+		     struct page *page);
+
+/* unmerge.c */
+int ksm_break_range(struct vm_area_struct *vma, unsigned long start,
+		    unsigned long end);
 
 /* sysfs.c */
 int ksm_sysfs_init(void);
-
-/*
- * Content trees (tree.c): a node caches its page's order key; reaching the
- * page itself is the owner's business, through these ops.
- */
-struct ksm_tnode {
-	struct rb_node rb;
-	u64 key;
-};
-
-struct ksm_tree_ops {
-	/* Map the node's page for reading, or NULL if the node went stale. */
-	const void *(*map)(struct ksm_tnode *node, void *ctx);
-	void (*unmap)(struct ksm_tnode *node, const void *addr, void *ctx);
-};
-
-struct ksm_tree_pos {
-	struct ksm_tnode *match;	/* node of equal contents */
-	struct ksm_tnode *stale;	/* node whose page could not be had */
-	struct rb_node *parent;		/* where to insert, if no match */
-	struct rb_node **link;
-};
-
-int ksm_tree_find(struct rb_root *root, u64 key, const void *content,
-		  const struct ksm_tree_ops *ops, void *ctx,
-		  struct ksm_tree_pos *pos);
-void ksm_tree_insert(struct rb_root *root, struct ksm_tnode *node, u64 key,
-		     struct ksm_tree_pos *pos);
-void ksm_tree_erase(struct rb_root *root, struct ksm_tnode *node);
 
 /* content.c */
 u64 ksm_content_key(const void *addr);

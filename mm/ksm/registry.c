@@ -13,9 +13,11 @@
 
 #include "ksm.h"
 
-/* Guards the hash, ksm_mm_list and the scan cursor's choice of mm. */
+/* Guards the hash, the lists and the scan cursor's choice of mm. */
 DEFINE_SPINLOCK(ksm_mm_lock);
 LIST_HEAD(ksm_mm_list);
+LIST_HEAD(ksm_dead_list);		/* exited, pages not yet forgotten */
+static LIST_HEAD(ksm_graveyard);	/* forgotten, freed at pass end */
 static DEFINE_HASHTABLE(ksm_mm_hash, 10);
 static struct kmem_cache *ksm_mm_cache;
 
@@ -74,11 +76,13 @@ int __ksm_enter(struct mm_struct *mm)
 }
 
 /**
- * __ksm_exit() - forget an mm that is going away
+ * __ksm_exit() - an mm that is going away leaves the registry
  * @mm: the mm, whose last user is gone
  *
  * ksmd only works on an mm it holds a user reference to, so it is not in
  * this mm now and will not enter it again once the mm is off the list.
+ * Forgetting the mm's pages needs ksm_lock, which exit must not wait for:
+ * ksmd does it, soon.
  */
 void __ksm_exit(struct mm_struct *mm)
 {
@@ -89,19 +93,57 @@ void __ksm_exit(struct mm_struct *mm)
 	if (kmm) {
 		ksm_scan_mm_gone(kmm);	/* while kmm is still listed */
 		hash_del(&kmm->hash);
-		list_del(&kmm->scan);
+		list_move_tail(&kmm->scan, &ksm_dead_list);
+		WRITE_ONCE(kmm->dead, true);
 	}
 	spin_unlock(&ksm_mm_lock);
 
-	if (kmm) {
+	if (kmm)
+		ksm_daemon_wake();
+	clear_bit(MMF_VM_MERGE_ANY, &mm->flags);
+	clear_bit(MMF_VM_MERGEABLE, &mm->flags);
+	trace_ksm_exit(mm);
+}
+
+/**
+ * ksm_reap_dead() - forget the pages of the mms that exited
+ *
+ * They stay allocated until the pass ends: the unstable tree may name
+ * them.
+ *
+ * Context: ksm_lock held.
+ */
+void ksm_reap_dead(void)
+{
+	struct ksm_mm *kmm;
+	LIST_HEAD(dead);
+
+	lockdep_assert_held(&ksm_lock);
+	spin_lock(&ksm_mm_lock);
+	list_splice_init(&ksm_dead_list, &dead);
+	spin_unlock(&ksm_mm_lock);
+	list_for_each_entry(kmm, &dead, scan) {
 		ksm_mm_forget_range(kmm, 0, ULONG_MAX);
 		xa_destroy(&kmm->pages);
-		kmem_cache_free(ksm_mm_cache, kmm);
-		clear_bit(MMF_VM_MERGE_ANY, &mm->flags);
-		clear_bit(MMF_VM_MERGEABLE, &mm->flags);
-		mmdrop(mm);
 	}
-	trace_ksm_exit(mm);
+	list_splice_tail(&dead, &ksm_graveyard);
+}
+
+/**
+ * ksm_free_graveyard() - free the exited mms, at the end of a pass
+ *
+ * Context: ksm_lock held.
+ */
+void ksm_free_graveyard(void)
+{
+	struct ksm_mm *kmm, *next;
+
+	lockdep_assert_held(&ksm_lock);
+	list_for_each_entry_safe(kmm, next, &ksm_graveyard, scan) {
+		list_del(&kmm->scan);
+		mmdrop(kmm->mm);
+		kmem_cache_free(ksm_mm_cache, kmm);
+	}
 }
 
 /**
@@ -110,26 +152,27 @@ void __ksm_exit(struct mm_struct *mm)
  * @start: first address
  * @end: end of the range (exclusive)
  *
- * Context: the mm's mmap lock held, for writing unless ksm_lock is held;
- * or the mm is exiting.  Never takes ksm_lock: ksmd takes it before mmap
- * locks.
+ * Merged pages stop counting as sharers of their KSM pages.
+ *
+ * Context: ksm_lock held; may sleep.
  * Return: how many tracked pages were forgotten.
  */
 unsigned long ksm_mm_forget_range(struct ksm_mm *kmm, unsigned long start,
 				  unsigned long end)
 {
-	XA_STATE(xas, &kmm->pages, start >> PAGE_SHIFT);
-	unsigned long last = (end - 1) >> PAGE_SHIFT, n = 0;
+	unsigned long index, n = 0;
 	void *entry;
 
+	lockdep_assert_held(&ksm_lock);
 	if (end <= start)
 		return 0;
-	xas_lock(&xas);
-	xas_for_each(&xas, entry, last) {
-		xas_store(&xas, NULL);
+	xa_for_each_range(&kmm->pages, index, entry, start >> PAGE_SHIFT,
+			  (end - 1) >> PAGE_SHIFT) {
+		if (!xa_is_value(entry))
+			ksm_stable_drop(entry, kmm, index << PAGE_SHIFT);
+		xa_erase(&kmm->pages, index);
 		n++;
 	}
-	xas_unlock(&xas);
 	if (n) {
 		kmm->mm->ksm_rmap_items -= n;
 		atomic_long_sub(n, &ksm_stats.tracked);
@@ -160,26 +203,12 @@ static bool vma_mergeable_kind(struct vm_area_struct *vma)
 	return true;
 }
 
-static struct ksm_mm *ksm_mm_of(struct mm_struct *mm)
-{
-	struct ksm_mm *kmm;
-
-	spin_lock(&ksm_mm_lock);
-	kmm = ksm_mm_find(mm);
-	spin_unlock(&ksm_mm_lock);
-	return kmm;
-}
-
-/* Give back private copies of the KSM pages of a range; forget it. */
+/* Give back private copies of the KSM pages of a range. */
 static int unmerge_range(struct vm_area_struct *vma, unsigned long start,
 			 unsigned long end)
 {
-	struct ksm_mm *kmm = ksm_mm_of(vma->vm_mm);
-
-	/* No KSM pages exist yet: merging comes with the stable tree. */
-	if (kmm)
-		ksm_mm_forget_range(kmm, start, end);
-	return 0;
+	/* Their slots go when ksmd next finds the range unmergeable. */
+	return ksm_break_range(vma, start, end);
 }
 
 /**
@@ -341,6 +370,23 @@ int ksm_disable(struct mm_struct *mm)
 	return unmerge_all_vmas(mm);
 }
 
+/* Unmerge every mergeable VMA of @mm, whose mmap lock is held. */
+static int unmerge_mm(struct mm_struct *mm)
+{
+	VMA_ITERATOR(vmi, mm, 0);
+	struct vm_area_struct *vma;
+	int err;
+
+	for_each_vma(vmi, vma) {
+		if (!(vma->vm_flags & VM_MERGEABLE) || !vma->anon_vma)
+			continue;
+		err = ksm_break_range(vma, vma->vm_start, vma->vm_end);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
 /**
  * ksm_unmerge_all() - run=2: unmerge and forget everything
  *
@@ -351,6 +397,7 @@ int ksm_unmerge_all(void)
 {
 	struct ksm_mm *kmm;
 	struct mm_struct *mm;
+	int err = 0;
 
 	lockdep_assert_held(&ksm_lock);
 	spin_lock(&ksm_mm_lock);
@@ -361,14 +408,20 @@ int ksm_unmerge_all(void)
 		/* While we hold a user, __ksm_exit() cannot unlist kmm. */
 		spin_unlock(&ksm_mm_lock);
 		mmap_read_lock(mm);
-		ksm_mm_forget_range(kmm, 0, ULONG_MAX);
+		err = unmerge_mm(mm);
 		mmap_read_unlock(mm);
+		if (!err)
+			ksm_mm_forget_range(kmm, 0, ULONG_MAX);
 		spin_lock(&ksm_mm_lock);
 		/* Async, so allowed here; kmm->scan.next is read under the lock. */
 		mmput_async(mm);
+		if (err)
+			break;
 	}
 	spin_unlock(&ksm_mm_lock);
-	return 0;
+	ksm_reap_dead();
+	ksm_scan_restart();
+	return err;
 }
 
 /**

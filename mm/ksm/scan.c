@@ -6,6 +6,8 @@
 #include <linux/highmem.h>
 #include <linux/pagewalk.h>
 #include <linux/sched/mm.h>
+#include <linux/swap.h>
+#include <linux/swapops.h>
 #include <trace/events/ksm.h>
 
 #include "ksm.h"
@@ -17,30 +19,65 @@
 static struct ksm_mm *cursor;
 static unsigned long cursor_addr;
 static int scan_seq;
+static bool pass_over;		/* a pass ended: end_pass() is due */
 
 #define KSM_BATCH	64
 
-/* Pages a walk picked up, each with a reference held. */
+enum seen_kind {
+	SEEN_PAGE,	/* a small anonymous page, referenced */
+	SEEN_LARGE,	/* part of a large folio: looked up again when visited */
+	SEEN_SWAP,	/* swapped out: its slot stays as it is */
+};
+
+/*
+ * Pages a walk picked up, in address order.  Large folios are not pinned
+ * meanwhile: merging splits them, which our references would prevent.
+ */
 struct ksm_batch {
 	unsigned int nr;
 	unsigned int max;
 	unsigned long next;		/* where the walk stopped */
 	unsigned long addr[KSM_BATCH];
-	struct folio *folio[KSM_BATCH];
+	struct page *page[KSM_BATCH];
+	u8 kind[KSM_BATCH];
 };
 
 /* Only ksmd scans, under ksm_lock: one batch, off the stack. */
 static struct ksm_batch batch;
 
+static int batch_add(struct ksm_batch *b, unsigned long addr,
+		     struct page *page, enum seen_kind kind,
+		     unsigned long next)
+{
+	b->addr[b->nr] = addr;
+	b->page[b->nr] = page;
+	b->kind[b->nr] = kind;
+	if (++b->nr < b->max)
+		return 0;
+	b->next = next;
+	return 1;
+}
+
 static int batch_pmd_entry(pmd_t *pmd, unsigned long addr, unsigned long next,
 			   struct mm_walk *walk)
 {
-	pmd_t val = pmdp_get_lockless(pmd);
+	struct ksm_batch *b = walk->private;
+	struct folio *folio;
+	spinlock_t *ptl;
+	int ret = 0;
 
-	/* Huge pages stay whole: only small pages are tracked for now. */
-	if (!pmd_present(val) || pmd_trans_huge(val))
-		walk->action = ACTION_CONTINUE;
-	return 0;
+	ptl = pmd_trans_huge_lock(pmd, walk->vma);
+	if (!ptl)
+		return 0;	/* a page table: the ptes follow */
+	walk->action = ACTION_CONTINUE;
+	folio = pmd_present(*pmd) ? page_folio(pmd_page(*pmd)) : NULL;
+	if (folio && folio_test_anon(folio) && !is_huge_zero_folio(folio)) {
+		for (; addr < next && !ret; addr += PAGE_SIZE)
+			ret = batch_add(b, addr, NULL, SEEN_LARGE,
+					addr + PAGE_SIZE);
+	}
+	spin_unlock(ptl);
+	return ret;
 }
 
 static int batch_pte_entry(pte_t *pte, unsigned long addr, unsigned long next,
@@ -51,21 +88,21 @@ static int batch_pte_entry(pte_t *pte, unsigned long addr, unsigned long next,
 	struct folio *folio;
 	struct page *page;
 
-	if (!pte_present(val))
-		return 0;
+	if (!pte_present(val)) {
+		if (pte_none(val) || !is_swap_pte(val))
+			return 0;
+		return batch_add(b, addr, NULL, SEEN_SWAP, next);
+	}
 	page = vm_normal_page(walk->vma, addr, val);
 	if (!page)
 		return 0;
 	folio = page_folio(page);
-	if (!folio_test_anon(folio) || folio_test_large(folio))
+	if (!folio_test_anon(folio))
 		return 0;
+	if (folio_test_large(folio))
+		return batch_add(b, addr, NULL, SEEN_LARGE, next);
 	folio_get(folio);
-	b->addr[b->nr] = addr;
-	b->folio[b->nr] = folio;
-	if (++b->nr < b->max)
-		return 0;
-	b->next = next;
-	return 1;
+	return batch_add(b, addr, page, SEEN_PAGE, next);
 }
 
 static const struct mm_walk_ops batch_ops = {
@@ -74,89 +111,150 @@ static const struct mm_walk_ops batch_ops = {
 	.walk_lock	= PGWALK_RDLOCK,
 };
 
-/* What one visit learns of a page. */
-static void visit_page(struct ksm_mm *kmm, unsigned long addr,
-		       struct folio *folio)
+static bool smart_skip(struct ksm_cand *cand)
 {
+	if (!READ_ONCE(ksm_knobs.smart_scan))
+		return false;
+	if (cand->skip) {
+		cand->skip--;
+		ksm_stats.pages_skipped++;
+		return true;
+	}
+	/*
+	 * Unchanged for a few passes and still alone: look less often,
+	 * backing off to one visit in KSM_CAND_SKIP_MAX + 1.
+	 */
+	if (cand->age > 2)
+		cand->skip = min_t(unsigned int, cand->age - 2, KSM_CAND_SKIP_MAX);
+	return false;
+}
+
+/*
+ * What one visit learns of a page; a page that stopped changing goes on
+ * to merging.  Context: ksm_lock and a user of the mm held, no mmap lock.
+ */
+static void visit_page(struct ksm_mm *kmm, unsigned long addr,
+		       struct page *page)
+{
+	struct folio *folio = page_folio(page);
 	struct ksm_stable *stable;
+	enum ksm_track_state state;
 	struct ksm_cand cand;
 	void *kaddr;
 	u32 sig;
 
-	kaddr = kmap_local_folio(folio, 0);
-	sig = ksm_sig_fold(ksm_content_sig(kaddr));
-	kunmap_local(kaddr);
-
-	switch (ksm_track_load(&kmm->pages, addr, &cand, &stable)) {
-	case KSM_UNTRACKED:
-		cand = (struct ksm_cand) { .sig = sig };
+	ksm_stats.pages_scanned++;
+	state = ksm_track_load(&kmm->pages, addr, &cand, &stable);
+	if (state == KSM_MERGED) {
+		if (ksm_folio_stable(folio) == stable)
+			return;		/* still merged */
+		/* Written to, or unmerged, since: a candidate again. */
+		ksm_stable_drop(stable, kmm, addr);
+		ksm_track_store_cand(&kmm->pages, addr,
+				     (struct ksm_cand) { }, GFP_KERNEL);
+		state = KSM_CANDIDATE;
+		cand = (struct ksm_cand) { };
+	}
+	if (state == KSM_UNTRACKED) {
+		/* Never seen: one slot, and the signature to compare next time. */
+		cand = (struct ksm_cand) { };
 		if (ksm_track_store_cand(&kmm->pages, addr, cand, GFP_KERNEL))
-			break;	/* no memory: try again next pass */
+			return;	/* no memory: try again next pass */
 		kmm->mm->ksm_rmap_items++;
 		atomic_long_inc(&ksm_stats.tracked);
-		break;
-	case KSM_CANDIDATE:
-		if (cand.sig == sig) {
-			/* Unchanged since the last visit: it may merge. */
-			cand.age = min_t(unsigned int, cand.age + 1,
-					 KSM_CAND_AGE_MAX);
-		} else {
-			cand.sig = sig;
-			cand.age = 0;
+		if (folio_test_ksm(folio)) {
+			ksm_attach_page(kmm, addr, page);
+			return;
 		}
-		/* The slot exists: overwriting it allocates nothing. */
+		kaddr = kmap_local_page(page);
+		cand.sig = ksm_sig_fold(ksm_content_sig(kaddr));
+		kunmap_local(kaddr);
 		ksm_track_store_cand(&kmm->pages, addr, cand, GFP_KERNEL);
-		break;
-	case KSM_MERGED:
-		break;
+		return;
 	}
-	ksm_stats.pages_scanned++;
+	if (folio_test_ksm(folio)) {
+		ksm_attach_page(kmm, addr, page);
+		return;
+	}
+	if (smart_skip(&cand)) {
+		ksm_track_store_cand(&kmm->pages, addr, cand, GFP_KERNEL);
+		return;
+	}
+
+	kaddr = kmap_local_page(page);
+	sig = ksm_sig_fold(ksm_content_sig(kaddr));
+	kunmap_local(kaddr);
+	if (cand.sig != sig) {
+		/* Still changing: not worth a tree search. */
+		cand = (struct ksm_cand) { .sig = sig };
+		ksm_track_store_cand(&kmm->pages, addr, cand, GFP_KERNEL);
+		return;
+	}
+	cand.age = min_t(unsigned int, cand.age + 1, KSM_CAND_AGE_MAX);
+	/* The slot exists: overwriting it allocates nothing. */
+	ksm_track_store_cand(&kmm->pages, addr, cand, GFP_KERNEL);
+	ksm_merge_page(kmm, addr, page);
+}
+
+/* Part of a large folio: look the page up again, holding it alone. */
+static void visit_large(struct ksm_mm *kmm, unsigned long addr)
+{
+	struct mm_struct *mm = kmm->mm;
+	struct vm_area_struct *vma;
+	struct page *page = NULL;
+
+	mmap_read_lock(mm);
+	vma = ksm_vma(mm, addr);
+	if (vma)
+		page = ksm_lookup_page(vma, addr);
+	mmap_read_unlock(mm);
+	if (page) {
+		visit_page(kmm, addr, page);
+		put_page(page);
+	}
+}
+
+static bool scan_vma_ok(struct vm_area_struct *vma)
+{
+	return (vma->vm_flags & VM_MERGEABLE) && vma->anon_vma;
 }
 
 /*
- * Scan one mm from cursor_addr for at most @budget pages.  Tracked pages
- * the walk no longer finds (unmapped, or no longer mergeable) are
- * forgotten on the way.  Return how many pages were visited; *done says
- * whether the mm is finished for this pass.
+ * Fill the batch from cursor_addr with up to @want pages, forgetting the
+ * tracked pages the walk no longer finds (unmapped, or no longer
+ * mergeable).  Return true when the walk reached the end of the mm.
+ * Context: mmap lock held.
  */
-static unsigned int scan_mm(struct ksm_mm *kmm, unsigned int budget,
-			    bool *done)
+static bool fill_batch(struct ksm_mm *kmm, unsigned int want)
 {
 	VMA_ITERATOR(vmi, kmm->mm, cursor_addr);
 	unsigned long addr = cursor_addr;
-	struct vm_area_struct *vma;
 	struct ksm_batch *b = &batch;
-	unsigned int seen = 0, i;
+	struct vm_area_struct *vma;
+	unsigned int i, first;
 	int err;
 
-	*done = false;
+	b->nr = 0;
 	for_each_vma(vmi, vma) {
 		unsigned long start = max(addr, vma->vm_start);
 
 		ksm_mm_forget_range(kmm, addr, start);
 		addr = start;
-		if (!(vma->vm_flags & VM_MERGEABLE) || !vma->anon_vma) {
+		if (!scan_vma_ok(vma)) {
 			ksm_mm_forget_range(kmm, addr, vma->vm_end);
 			addr = vma->vm_end;
 			continue;
 		}
-		while (addr < vma->vm_end) {
-			if (seen >= budget) {
-				cursor_addr = addr;
-				return seen;
-			}
-			b->nr = 0;
-			b->max = min_t(unsigned int, KSM_BATCH, budget - seen);
+		while (addr < vma->vm_end && b->nr < want) {
+			first = b->nr;
+			b->max = want;
 			b->next = vma->vm_end;
 			err = walk_page_range_vma(vma, addr, vma->vm_end,
 						  &batch_ops, b);
-			for (i = 0; i < b->nr; i++) {
+			for (i = first; i < b->nr; i++) {
 				ksm_mm_forget_range(kmm, addr, b->addr[i]);
-				visit_page(kmm, b->addr[i], b->folio[i]);
-				folio_put(b->folio[i]);
 				addr = b->addr[i] + PAGE_SIZE;
 			}
-			seen += b->nr;
 			if (err < 0) {
 				/* Not walked: no reason to forget what is there. */
 				addr = vma->vm_end;
@@ -164,11 +262,54 @@ static unsigned int scan_mm(struct ksm_mm *kmm, unsigned int budget,
 			}
 			ksm_mm_forget_range(kmm, addr, b->next);
 			addr = b->next;
-			cond_resched();
+		}
+		if (b->nr >= want) {
+			cursor_addr = addr;
+			return false;
 		}
 	}
 	ksm_mm_forget_range(kmm, addr, ULONG_MAX);
-	*done = true;
+	return true;
+}
+
+/*
+ * Scan one mm from cursor_addr for at most @budget pages, a batch at a
+ * time: the walk holds the mmap lock, the visits do not.  Return how
+ * many pages were seen; *done says whether the mm is finished for this
+ * pass.  Context: ksm_lock and a user of the mm held.
+ */
+static unsigned int scan_mm(struct ksm_mm *kmm, unsigned int budget,
+			    bool *done)
+{
+	struct mm_struct *mm = kmm->mm;
+	struct ksm_batch *b = &batch;
+	unsigned int seen = 0, i;
+
+	*done = false;
+	while (seen < budget && !*done) {
+		mmap_read_lock(mm);
+		*done = fill_batch(kmm, min_t(unsigned int, KSM_BATCH,
+					      budget - seen));
+		mmap_read_unlock(mm);
+
+		for (i = 0; i < b->nr; i++) {
+			switch (b->kind[i]) {
+			case SEEN_PAGE:
+				visit_page(kmm, b->addr[i], b->page[i]);
+				put_page(b->page[i]);
+				break;
+			case SEEN_LARGE:
+				visit_large(kmm, b->addr[i]);
+				break;
+			case SEEN_SWAP:
+				break;
+			}
+		}
+		seen += b->nr;
+		cond_resched();
+		if (!b->nr)
+			break;	/* nothing left to walk in this mm */
+	}
 	return seen;
 }
 
@@ -184,6 +325,7 @@ static void advance_cursor(struct ksm_mm *kmm)
 		return;
 	}
 	cursor = NULL;
+	pass_over = true;
 	ksm_stats.full_scans++;
 	trace_ksm_stop_scan(scan_seq, atomic_long_read(&ksm_stats.tracked));
 	scan_seq++;
@@ -200,6 +342,34 @@ void ksm_scan_mm_gone(struct ksm_mm *kmm)
 	advance_cursor(kmm);
 }
 
+/*
+ * Between two passes: the unstable tree starts afresh, the stable tree
+ * loses the nodes whose pages went, and exited mms no node names any
+ * more are freed.
+ */
+static void end_pass(void)
+{
+	ksm_unstable_reset();
+	ksm_stable_prune(0, ULONG_MAX);
+	ksm_free_graveyard();
+}
+
+/**
+ * ksm_scan_restart() - drop the pass under way; the next starts afresh
+ *
+ * Context: ksm_lock held.
+ */
+void ksm_scan_restart(void)
+{
+	lockdep_assert_held(&ksm_lock);
+	spin_lock(&ksm_mm_lock);
+	cursor = NULL;
+	cursor_addr = 0;
+	pass_over = false;
+	spin_unlock(&ksm_mm_lock);
+	end_pass();
+}
+
 /**
  * ksm_scan_batch() - scan up to @budget pages from where the cursor stands
  * @budget: pages_to_scan
@@ -214,10 +384,17 @@ void ksm_scan_batch(unsigned int budget)
 	struct ksm_mm *kmm;
 	struct mm_struct *mm;
 	unsigned int seen;
-	bool got, done;
+	bool got, done, ended;
 
 	lockdep_assert_held(&ksm_lock);
 	while (budget) {
+		spin_lock(&ksm_mm_lock);
+		ended = pass_over;
+		pass_over = false;
+		spin_unlock(&ksm_mm_lock);
+		if (ended)
+			end_pass();
+
 		spin_lock(&ksm_mm_lock);
 		if (!cursor) {
 			if (list_empty(&ksm_mm_list)) {
@@ -226,8 +403,12 @@ void ksm_scan_batch(unsigned int budget)
 			}
 			cursor = list_first_entry(&ksm_mm_list, struct ksm_mm, scan);
 			cursor_addr = 0;
+			spin_unlock(&ksm_mm_lock);
 			trace_ksm_start_scan(scan_seq,
 					     atomic_long_read(&ksm_stats.tracked));
+			/* Fresh pages wait in per-CPU lists, referenced. */
+			lru_add_drain_all();
+			continue;
 		}
 		kmm = cursor;
 		mm = kmm->mm;
@@ -237,11 +418,8 @@ void ksm_scan_batch(unsigned int budget)
 
 		done = true;
 		seen = 0;
-		if (got) {
-			mmap_read_lock(mm);
+		if (got)
 			seen = scan_mm(kmm, budget, &done);
-			mmap_read_unlock(mm);
-		}
 		budget -= min(seen, budget);
 
 		spin_lock(&ksm_mm_lock);
@@ -252,6 +430,12 @@ void ksm_scan_batch(unsigned int budget)
 		done = !cursor;
 		spin_unlock(&ksm_mm_lock);
 		if (done)
-			return;
+			break;
 	}
+	spin_lock(&ksm_mm_lock);
+	ended = pass_over;
+	pass_over = false;
+	spin_unlock(&ksm_mm_lock);
+	if (ended)
+		end_pass();
 }

@@ -25,7 +25,8 @@
  *
  * Return: 0 with @pos->match the node of equal contents, or NULL and
  * @pos->parent and @pos->link the place to insert @content's node;
- * -ESTALE with @pos->stale the node whose page could not be had.
+ * -ESTALE with @pos->stale the node whose page could not be had.  A
+ * node of equal contents that @ops->full() refuses is passed over.
  */
 int ksm_tree_find(struct rb_root *root, u64 key, const void *content,
 		  const struct ksm_tree_ops *ops, void *ctx,
@@ -51,6 +52,9 @@ int ksm_tree_find(struct rb_root *root, u64 key, const void *content,
 			}
 			cmp = ksm_content_cmp(key, content, node->key, other);
 			ops->unmap(node, other, ctx);
+			/* Equal nodes that are full sit left of a new one. */
+			if (!cmp && ops->full && ops->full(node, ctx))
+				cmp = 1;
 		}
 		if (!cmp) {
 			pos->match = node;

@@ -1,0 +1,462 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * KSM merging: what ksmd does with a page that stopped changing.  It
+ * looks for the contents in the stable tree, then in the unstable tree;
+ * a match is merged by write-protecting the page, checking the contents
+ * again and mapping the KSM page (or the zero page) in its place.
+ *
+ * Locks: one mmap lock at a time, taken (for reading) before folio locks;
+ * of two folio locks, the second is only tried.
+ */
+#include <linux/highmem.h>
+#include <linux/huge_mm.h>
+#include <linux/ksm.h>
+#include <linux/mm.h>
+#include <linux/mmu_notifier.h>
+#include <linux/pagemap.h>
+#include <linux/pagewalk.h>
+#include <linux/rmap.h>
+#include <linux/sched/mm.h>
+#include <linux/swap.h>
+
+#include "../internal.h"
+#include "ksm.h"
+
+/**
+ * ksm_vma() - the VMA KSM may merge in at an address
+ * @mm: the mm, whose mmap lock is held
+ * @addr: the address
+ *
+ * Return: the VMA, mergeable and with an anon_vma; or NULL.
+ */
+struct vm_area_struct *ksm_vma(struct mm_struct *mm, unsigned long addr)
+{
+	struct vm_area_struct *vma = vma_lookup(mm, addr);
+
+	if (!vma || !(vma->vm_flags & VM_MERGEABLE) || !vma->anon_vma)
+		return NULL;
+	return vma;
+}
+
+/**
+ * ksm_lookup_page() - the anonymous page mapped at an address
+ * @vma: the VMA, whose mm's mmap lock is held
+ * @addr: the address
+ *
+ * Return: the page, referenced; NULL if none is mapped there, or if it is
+ * a KSM page or not anonymous.
+ */
+struct page *ksm_lookup_page(struct vm_area_struct *vma, unsigned long addr)
+{
+	struct folio_walk fw;
+	struct folio *folio;
+	struct page *page = NULL;
+
+	folio = folio_walk_start(&fw, vma, addr, 0);
+	if (!folio)
+		return NULL;
+	if (folio_test_anon(folio) && !folio_test_ksm(folio)) {
+		page = fw.page;
+		folio_get(folio);
+	}
+	folio_walk_end(&fw, vma);
+	return page;
+}
+
+/*
+ * Write-protect the mapping of @page at @addr, so that its contents stay
+ * as they are while it is compared and merged; *@orig gets the pte.
+ * Fails if anyone but its mappings and us holds the page (GUP, DMA).
+ */
+static int wrprotect_pte(struct vm_area_struct *vma, unsigned long addr,
+			 struct folio *folio, struct page *page, pte_t *orig)
+{
+	DEFINE_FOLIO_VMA_WALK(pvmw, folio, vma, addr, 0);
+	struct mm_struct *mm = vma->vm_mm;
+	struct mmu_notifier_range range;
+	int err = -EAGAIN;
+	pte_t pte;
+
+	mmu_notifier_range_init(&range, MMU_NOTIFY_CLEAR, 0, mm, addr,
+				addr + PAGE_SIZE);
+	/* Secondary MMUs (KVM) must drop their writable mappings too. */
+	mmu_notifier_invalidate_range_start(&range);
+	if (!page_vma_mapped_walk(&pvmw))
+		goto out;
+	if (WARN_ONCE(!pvmw.pte, "ksm: pmd-mapped folio"))
+		goto out_unlock;
+
+	pte = ptep_get(pvmw.pte);
+	if (pte_write(pte) || pte_dirty(pte) || PageAnonExclusive(page) ||
+	    mm_tlb_flush_pending(mm)) {
+		int extra = 1 + folio_test_swapcache(folio);
+
+		flush_cache_page(vma, addr, pte_pfn(pte));
+		pte = ptep_clear_flush(vma, addr, pvmw.pte);
+		/* With the pte gone, no new GUP reference can appear. */
+		if (folio_mapcount(folio) + extra != folio_ref_count(folio) ||
+		    folio_try_share_anon_rmap_pte(folio, page)) {
+			set_pte_at(mm, addr, pvmw.pte, pte);
+			goto out_unlock;
+		}
+		if (pte_dirty(pte))
+			folio_mark_dirty(folio);
+		pte = pte_mkclean(pte_wrprotect(pte));
+		set_pte_at(mm, addr, pvmw.pte, pte);
+	}
+	*orig = pte;
+	err = 0;
+out_unlock:
+	page_vma_mapped_walk_done(&pvmw);
+out:
+	mmu_notifier_invalidate_range_end(&range);
+	return err;
+}
+
+/*
+ * Map @kpage, or the zero page if @kpage is NULL, where @page was mapped
+ * at @addr with pte @orig; drop @page's mapping.
+ */
+static int replace_pte(struct vm_area_struct *vma, unsigned long addr,
+		       struct page *page, struct page *kpage, pte_t orig)
+{
+	struct folio *folio = page_folio(page);
+	struct mm_struct *mm = vma->vm_mm;
+	struct mmu_notifier_range range;
+	pte_t *ptep, pte;
+	spinlock_t *ptl;
+	int err = -EAGAIN;
+	pmd_t *pmd;
+
+	pmd = mm_find_pmd(mm, addr);
+	if (!pmd)
+		return err;
+	mmu_notifier_range_init(&range, MMU_NOTIFY_CLEAR, 0, mm, addr,
+				addr + PAGE_SIZE);
+	mmu_notifier_invalidate_range_start(&range);
+	ptep = pte_offset_map_lock(mm, pmd, addr, &ptl);
+	if (!ptep)
+		goto out;
+	if (!pte_same(ptep_get(ptep), orig)) {
+		pte_unmap_unlock(ptep, ptl);
+		goto out;
+	}
+
+	if (kpage) {
+		struct folio *kfolio = page_folio(kpage);
+
+		folio_get(kfolio);
+		folio_add_anon_rmap_pte(kfolio, kpage, vma, addr, RMAP_NONE);
+		pte = pte_wrprotect(mk_pte(kpage, vma->vm_page_prot));
+	} else {
+		/* Dirty tells KSM's zero pages from the others. */
+		pte = pte_mkdirty(pte_mkspecial(pfn_pte(my_zero_pfn(addr),
+							vma->vm_page_prot)));
+		ksm_map_zero_page(mm);
+		dec_mm_counter(mm, MM_ANONPAGES);
+	}
+	if (pte_uffd_wp(orig))
+		pte = pte_mkuffd_wp(pte);
+	if (pte_soft_dirty(orig))
+		pte = pte_mksoft_dirty(pte);
+
+	flush_cache_page(vma, addr, pte_pfn(orig));
+	ptep_clear_flush(vma, addr, ptep);
+	set_pte_at(mm, addr, ptep, pte);
+
+	folio_remove_rmap_pte(folio, page, vma);
+	if (!folio_mapped(folio))
+		folio_free_swap(folio);
+	folio_put(folio);	/* the mapping's reference */
+	pte_unmap_unlock(ptep, ptl);
+	err = 0;
+out:
+	mmu_notifier_invalidate_range_end(&range);
+	return err;
+}
+
+/* Lock @page's folio, split to a small one; NULL if it cannot be had. */
+static struct folio *lock_small(struct page *page)
+{
+	struct folio *folio = page_folio(page);
+
+	if (!folio_trylock(folio))
+		return NULL;
+	if (folio_test_large(folio)) {
+		/* The lock and our reference go with @page. */
+		if (split_huge_page(page)) {
+			folio_unlock(folio);
+			return NULL;
+		}
+		folio = page_folio(page);
+	}
+	if (!folio_test_anon(folio) || folio_test_ksm(folio)) {
+		folio_unlock(folio);
+		return NULL;
+	}
+	return folio;
+}
+
+static bool page_is_zero(struct page *page)
+{
+	void *addr = kmap_local_page(page);
+	bool zero = !memchr_inv(addr, 0, PAGE_SIZE);
+
+	kunmap_local(addr);
+	return zero;
+}
+
+/*
+ * Merge @page, mapped at @addr of @vma, into @kpage (its folio locked by
+ * the caller), or into the zero page if @kpage is NULL.
+ */
+static int merge_into(struct vm_area_struct *vma, unsigned long addr,
+		      struct page *page, struct page *kpage)
+{
+	struct folio *folio = lock_small(page);
+	int err = -EAGAIN;
+	pte_t orig;
+
+	if (!folio)
+		return err;
+	if (wrprotect_pte(vma, addr, folio, page, &orig))
+		goto unlock;
+	/* Write-protected now: what we compare is what gets shared. */
+	if (kpage ? pages_identical(page, kpage) : page_is_zero(page))
+		err = replace_pte(vma, addr, page, kpage, orig);
+unlock:
+	folio_unlock(folio);
+	return err;
+}
+
+/*
+ * Make @page, mapped at @addr of @vma, the KSM page of @s.  Return its
+ * folio, still locked, or NULL.
+ */
+static struct folio *make_ksm(struct vm_area_struct *vma, unsigned long addr,
+			      struct page *page, struct ksm_stable *s)
+{
+	struct folio *folio = lock_small(page);
+	pte_t orig;
+
+	if (!folio)
+		return NULL;
+	if (wrprotect_pte(vma, addr, folio, page, &orig)) {
+		folio_unlock(folio);
+		return NULL;
+	}
+	ksm_stable_bind(s, folio);
+	return folio;
+}
+
+/* Record that @addr of @kmm maps the KSM page of @s (its folio locked). */
+static int add_sharer(struct ksm_stable *s, struct ksm_mm *kmm,
+		      struct vm_area_struct *vma, unsigned long addr)
+{
+	get_anon_vma(vma->anon_vma);
+	return ksm_stable_add(s, kmm, addr, vma->anon_vma);
+}
+
+/* The slot follows: it exists since the page was visited, so no memory. */
+static void set_merged(struct ksm_stable *s, struct ksm_mm *kmm,
+		       unsigned long addr)
+{
+	if (ksm_track_store_merged(&kmm->pages, addr, s, GFP_KERNEL))
+		ksm_stable_drop(s, kmm, addr);
+}
+
+/* Merge @page into the KSM page of @s. */
+static void merge_stable(struct ksm_mm *kmm, unsigned long addr,
+			 struct page *page, struct ksm_stable *s)
+{
+	struct mm_struct *mm = kmm->mm;
+	struct vm_area_struct *vma;
+	struct folio *kfolio;
+	int err = -EAGAIN;
+
+	mmap_read_lock(mm);
+	vma = ksm_vma(mm, addr);
+	if (!vma)
+		goto unlock_mm;
+	kfolio = ksm_stable_folio(s, true);
+	if (IS_ERR_OR_NULL(kfolio))
+		goto unlock_mm;
+	if (READ_ONCE(ksm_knobs.merge_across_nodes) ||
+	    folio_nid(kfolio) == page_to_nid(page)) {
+		err = merge_into(vma, addr, page, folio_page(kfolio, 0));
+		if (!err)
+			err = add_sharer(s, kmm, vma, addr);
+	}
+	folio_unlock(kfolio);
+	folio_put(kfolio);
+unlock_mm:
+	mmap_read_unlock(mm);
+	if (!err)
+		set_merged(s, kmm, addr);
+}
+
+/*
+ * Merge @page with its twin in the unstable tree, @u: @page becomes a
+ * KSM page, the twin maps it, and it joins the stable tree.  Should the
+ * twin not follow, the KSM page stays, with one sharer, for others to find.
+ */
+static void merge_pair(struct ksm_mm *kmm, unsigned long addr,
+		       struct page *page, struct ksm_unode *u, u64 key,
+		       int nid)
+{
+	struct ksm_mm *tkmm = u->kmm;
+	unsigned long taddr = u->addr;
+	struct mm_struct *mm = kmm->mm;
+	struct vm_area_struct *vma;
+	struct folio *kfolio = NULL;
+	struct page *tpage;
+	struct ksm_stable *s;
+	int err = -EAGAIN;
+
+	/* Whatever comes of it, the twin leaves the unstable tree. */
+	ksm_unstable_erase(u, nid);
+	s = ksm_stable_new();
+	if (!s)
+		return;
+
+	mmap_read_lock(mm);
+	vma = ksm_vma(mm, addr);
+	if (vma)
+		kfolio = make_ksm(vma, addr, page, s);
+	if (kfolio) {
+		if (add_sharer(s, kmm, vma, addr)) {
+			/* Still no sharer: the node goes with the folio. */
+			folio_unlock(kfolio);
+			mmap_read_unlock(mm);
+			goto insert;
+		}
+		folio_unlock(kfolio);
+	}
+	mmap_read_unlock(mm);
+	if (!kfolio) {
+		ksm_stable_free(s);	/* no page ever named it */
+		return;
+	}
+	set_merged(s, kmm, addr);
+
+	mm = tkmm->mm;
+	if (READ_ONCE(tkmm->dead) || !mmget_not_zero(mm))
+		goto insert;
+	mmap_read_lock(mm);
+	vma = ksm_vma(mm, taddr);
+	tpage = vma ? ksm_lookup_page(vma, taddr) : NULL;
+	if (tpage) {
+		folio_lock(kfolio);
+		if (ksm_folio_stable(kfolio) == s) {
+			err = merge_into(vma, taddr, tpage, page);
+			if (!err)
+				err = add_sharer(s, tkmm, vma, taddr);
+		}
+		folio_unlock(kfolio);
+		put_page(tpage);
+	}
+	mmap_read_unlock(mm);
+	mmput_async(mm);	/* async: ksm_lock is held */
+	if (!err)
+		set_merged(s, tkmm, taddr);
+insert:
+	ksm_stable_insert(s, key, nid);
+}
+
+/* Map the zero page in place of @page, all zeroes. */
+static void merge_zero(struct ksm_mm *kmm, unsigned long addr,
+		       struct page *page)
+{
+	struct mm_struct *mm = kmm->mm;
+	struct vm_area_struct *vma;
+	int err = -EAGAIN;
+
+	mmap_read_lock(mm);
+	vma = ksm_vma(mm, addr);
+	if (vma)
+		err = merge_into(vma, addr, page, NULL);
+	mmap_read_unlock(mm);
+	/* The zero page is not tracked: nothing to unmerge but the pte. */
+	if (!err)
+		ksm_mm_forget_range(kmm, addr, addr + PAGE_SIZE);
+}
+
+/**
+ * ksm_merge_page() - merge a page that stopped changing, or keep it for later
+ * @kmm: the page's mm, which the caller holds a user reference to
+ * @addr: the page's address
+ * @page: the page, referenced; not a KSM page
+ *
+ * Context: ksm_lock held, no mmap lock.
+ */
+void ksm_merge_page(struct ksm_mm *kmm, unsigned long addr, struct page *page)
+{
+	struct ksm_stable *s;
+	struct ksm_unode *u;
+	bool inserted;
+	void *content;
+	int nid;
+	u64 key;
+
+	content = kmap_local_page(page);
+	key = ksm_content_key(content);
+	if (!key && READ_ONCE(ksm_knobs.use_zero_pages)) {
+		kunmap_local(content);
+		merge_zero(kmm, addr, page);
+		return;
+	}
+	nid = ksm_tree_nid(page);
+	s = ksm_stable_find(key, content, nid);
+	if (s) {
+		kunmap_local(content);
+		merge_stable(kmm, addr, page, s);
+		return;
+	}
+	u = ksm_unstable_find(key, content, page, nid, &inserted, kmm, addr);
+	kunmap_local(content);
+	if (u)
+		merge_pair(kmm, addr, page, u, key, nid);
+}
+
+/**
+ * ksm_attach_page() - record a KSM page found mapped where no slot names it
+ * @kmm: the page's mm, which the caller holds a user reference to
+ * @addr: the page's address
+ * @page: the KSM page, referenced
+ *
+ * Forked children inherit their parent's KSM pages; a swapped-in KSM page
+ * may come back where another was.  The slot must exist already.
+ *
+ * Context: ksm_lock held, no mmap lock.
+ */
+void ksm_attach_page(struct ksm_mm *kmm, unsigned long addr,
+		     struct page *page)
+{
+	struct folio *folio = page_folio(page);
+	struct mm_struct *mm = kmm->mm;
+	struct vm_area_struct *vma;
+	struct ksm_stable *s = NULL;
+	struct folio_walk fw;
+	int err = -EAGAIN;
+
+	mmap_read_lock(mm);
+	vma = ksm_vma(mm, addr);
+	if (!vma)
+		goto unlock_mm;
+	folio_lock(folio);
+	s = ksm_folio_stable(folio);
+	if (s) {
+		/* Still mapped there? */
+		struct folio *mapped = folio_walk_start(&fw, vma, addr, 0);
+
+		if (mapped)
+			folio_walk_end(&fw, vma);
+		if (mapped == folio)
+			err = add_sharer(s, kmm, vma, addr);
+	}
+	folio_unlock(folio);
+unlock_mm:
+	mmap_read_unlock(mm);
+	if (!err)
+		set_merged(s, kmm, addr);
+}
