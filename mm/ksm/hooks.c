@@ -40,7 +40,7 @@ static bool walk_sharer(struct folio *folio, struct rmap_walk_control *rwc,
 		struct vm_area_struct *vma = avc->vma;
 
 		cond_resched();
-		if ((vma->vm_mm == sh->kmm->mm) != !pass)
+		if (pass ? vma->vm_mm == sh->kmm->mm : vma->vm_mm != sh->kmm->mm)
 			continue;
 		if (addr < vma->vm_start || addr >= vma->vm_end)
 			continue;
@@ -70,9 +70,8 @@ void rmap_walk_ksm(struct folio *folio, struct rmap_walk_control *rwc)
 	unsigned int i;
 	int pass;
 
-	VM_BUG_ON_FOLIO(!folio_test_ksm(folio), folio);
 	/* The folio lock keeps the sharers as they are. */
-	VM_BUG_ON_FOLIO(!folio_test_locked(folio), folio);
+	VM_WARN_ON_ONCE_FOLIO(!folio_test_locked(folio), folio);
 	s = ksm_folio_stable(folio);
 	if (!s)
 		return;
@@ -93,12 +92,12 @@ void folio_migrate_ksm(struct folio *newfolio, struct folio *folio)
 {
 	struct ksm_stable *s;
 
-	VM_BUG_ON_FOLIO(!folio_test_locked(folio), folio);
-	VM_BUG_ON_FOLIO(!folio_test_locked(newfolio), newfolio);
+	VM_WARN_ON_ONCE_FOLIO(!folio_test_locked(folio), folio);
+	VM_WARN_ON_ONCE_FOLIO(!folio_test_locked(newfolio), newfolio);
 	s = ksm_folio_stable(folio);
 	if (!s)
 		return;
-	VM_BUG_ON_FOLIO(READ_ONCE(s->kpfn) != folio_pfn(folio), folio);
+	VM_WARN_ON_ONCE_FOLIO(READ_ONCE(s->kpfn) != folio_pfn(folio), folio);
 	WRITE_ONCE(s->kpfn, folio_pfn(newfolio));
 	/* Readers that saw the old pfn check it again after this. */
 	smp_wmb();

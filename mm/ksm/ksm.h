@@ -105,6 +105,8 @@ int ksm_track_store_cand(struct xarray *pages, unsigned long addr,
 int ksm_track_store_merged(struct xarray *pages, unsigned long addr,
 			   struct ksm_stable *stable, gfp_t gfp);
 void ksm_track_forget(struct xarray *pages, unsigned long addr);
+bool ksm_cand_skip(struct ksm_cand *cand, bool smart);
+bool ksm_cand_settle(struct ksm_cand *cand, u32 sig, bool smart);
 
 /*
  * Content trees (tree.c): a node caches its page's order key; reaching the
@@ -121,6 +123,8 @@ struct ksm_tree_ops {
 	void (*unmap)(struct ksm_tnode *node, const void *addr, void *ctx);
 	/* Optional: an equal node that takes no more; the search goes on right. */
 	bool (*full)(struct ksm_tnode *node, void *ctx);
+	/* Optional: are the pages of two nodes known to be equal? */
+	bool (*same)(struct ksm_tnode *a, struct ksm_tnode *b, void *ctx);
 };
 
 struct ksm_tree_pos {
@@ -224,6 +228,7 @@ struct ksm_stable {
 	struct ksm_sharer *sharers;
 	unsigned int nr;
 	unsigned int cap;
+	u64 twins;			/* the same for KSM pages of equal contents */
 };
 
 /*

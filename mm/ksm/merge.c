@@ -75,6 +75,7 @@ static int wrprotect_pte(struct vm_area_struct *vma, unsigned long addr,
 	struct mm_struct *mm = vma->vm_mm;
 	struct mmu_notifier_range range;
 	int err = -EAGAIN;
+	bool exclusive;
 	pte_t pte;
 
 	mmu_notifier_range_init(&range, MMU_NOTIFY_CLEAR, 0, mm, addr,
@@ -87,7 +88,8 @@ static int wrprotect_pte(struct vm_area_struct *vma, unsigned long addr,
 		goto out_unlock;
 
 	pte = ptep_get(pvmw.pte);
-	if (pte_write(pte) || pte_dirty(pte) || PageAnonExclusive(page) ||
+	exclusive = PageAnonExclusive(page);
+	if (pte_write(pte) || pte_dirty(pte) || exclusive ||
 	    mm_tlb_flush_pending(mm)) {
 		int extra = 1 + folio_test_swapcache(folio);
 
@@ -95,7 +97,7 @@ static int wrprotect_pte(struct vm_area_struct *vma, unsigned long addr,
 		pte = ptep_clear_flush(vma, addr, pvmw.pte);
 		/* With the pte gone, no new GUP reference can appear. */
 		if (folio_mapcount(folio) + extra != folio_ref_count(folio) ||
-		    folio_try_share_anon_rmap_pte(folio, page)) {
+		    (exclusive && folio_try_share_anon_rmap_pte(folio, page))) {
 			set_pte_at(mm, addr, pvmw.pte, pte);
 			goto out_unlock;
 		}
@@ -124,7 +126,7 @@ static int replace_pte(struct vm_area_struct *vma, unsigned long addr,
 	struct mm_struct *mm = vma->vm_mm;
 	struct mmu_notifier_range range;
 	pte_t *ptep, pte;
-	spinlock_t *ptl;
+	spinlock_t *ptl;	/* the page table lock */
 	int err = -EAGAIN;
 	pmd_t *pmd;
 

@@ -19,6 +19,7 @@
 
 static struct kmem_cache *stable_cache;
 static struct rb_root *stable_roots;	/* one a node, or just [0] */
+static u64 twins_seq;			/* the last twins class handed out */
 
 /**
  * ksm_tree_nid() - which tree a page belongs in
@@ -81,7 +82,7 @@ void ksm_stable_free(struct ksm_stable *s)
  */
 void ksm_stable_bind(struct ksm_stable *s, struct folio *folio)
 {
-	VM_BUG_ON_FOLIO(!folio_test_locked(folio), folio);
+	VM_WARN_ON_ONCE_FOLIO(!folio_test_locked(folio), folio);
 	WRITE_ONCE(s->kpfn, folio_pfn(folio));
 	/* Anonymous rmap walkers read ->mapping without the folio lock. */
 	WRITE_ONCE(folio->mapping, (void *)((unsigned long)s | PAGE_MAPPING_KSM));
@@ -144,6 +145,7 @@ static struct ksm_stable *tnode_stable(struct ksm_tnode *tn)
 
 struct stable_ctx {
 	struct folio *folio;	/* mapped by stable_map() */
+	struct ksm_stable *equal;	/* a node of equal contents met */
 	bool busy;		/* a node's page could not be had for now */
 	bool inserting;		/* looking for a place, not a match */
 };
@@ -173,14 +175,22 @@ static bool stable_full(struct ksm_tnode *tn, void *arg)
 {
 	struct stable_ctx *ctx = arg;
 
+	ctx->equal = tnode_stable(tn);
 	return ctx->inserting ||
 	       tnode_stable(tn)->nr >= READ_ONCE(ksm_knobs.max_page_sharing);
+}
+
+/* KSM pages never change: twins stay twins, and need no second look. */
+static bool stable_same(struct ksm_tnode *a, struct ksm_tnode *b, void *arg)
+{
+	return tnode_stable(a)->twins == tnode_stable(b)->twins;
 }
 
 static const struct ksm_tree_ops stable_ops = {
 	.map	= stable_map,
 	.unmap	= stable_unmap,
 	.full	= stable_full,
+	.same	= stable_same,
 };
 
 /* The node's page is gone: out of the tree, and freed if no slot names it. */
@@ -210,13 +220,29 @@ struct ksm_stable *ksm_stable_find(u64 key, const void *content, int nid)
 	struct stable_ctx ctx = { };
 	struct ksm_tree_pos pos;
 
+	struct folio *folio;
+	struct ksm_stable *s;
+
 	lockdep_assert_held(&ksm_lock);
+again:
 	while (ksm_tree_find(root, key, content, &stable_ops, &ctx, &pos)) {
 		if (ctx.busy)
 			return NULL;	/* try again next pass */
 		stable_gone(tnode_stable(pos.stale), root);
 	}
-	return pos.match ? tnode_stable(pos.match) : NULL;
+	if (!pos.match)
+		return NULL;
+	s = tnode_stable(pos.match);
+	/* A twin matched unseen: is its page still there? */
+	folio = ksm_stable_folio(s, false);
+	if (IS_ERR(folio))
+		return NULL;
+	if (!folio) {
+		stable_gone(s, root);
+		goto again;
+	}
+	folio_put(folio);
+	return s;
 }
 
 /**
@@ -251,6 +277,8 @@ void ksm_stable_insert(struct ksm_stable *s, u64 key, int nid)
 		}
 		stable_gone(tnode_stable(pos.stale), root);
 	}
+	/* A twin of the equal nodes passed, or the first of its kind. */
+	s->twins = ctx.equal ? ctx.equal->twins : ++twins_seq;
 	ksm_tree_insert(root, &s->tn, key, &pos);
 	kunmap_local(content);
 	folio_put(folio);

@@ -26,13 +26,15 @@
  * Return: 0 with @pos->match the node of equal contents, or NULL and
  * @pos->parent and @pos->link the place to insert @content's node;
  * -ESTALE with @pos->stale the node whose page could not be had.  A
- * node of equal contents that @ops->full() refuses is passed over.
+ * node of equal contents that @ops->full() refuses is passed over; past
+ * one, @ops->same() may tell its twins without reading their pages.
  */
 int ksm_tree_find(struct rb_root *root, u64 key, const void *content,
 		  const struct ksm_tree_ops *ops, void *ctx,
 		  struct ksm_tree_pos *pos)
 {
 	struct rb_node **link = &root->rb_node, *parent = NULL;
+	struct ksm_tnode *equal = NULL;	/* a node known equal to @content */
 
 	pos->match = NULL;
 	pos->stale = NULL;
@@ -44,6 +46,8 @@ int ksm_tree_find(struct rb_root *root, u64 key, const void *content,
 		parent = *link;
 		if (key != node->key) {
 			cmp = key < node->key ? -1 : 1;
+		} else if (equal && ops->same && ops->same(equal, node, ctx)) {
+			cmp = 0;	/* a twin of a node compared already */
 		} else {
 			other = ops->map(node, ctx);
 			if (!other) {
@@ -52,8 +56,11 @@ int ksm_tree_find(struct rb_root *root, u64 key, const void *content,
 			}
 			cmp = ksm_content_cmp(key, content, node->key, other);
 			ops->unmap(node, other, ctx);
+		}
+		if (!cmp) {
+			equal = node;
 			/* Equal nodes that are full sit left of a new one. */
-			if (!cmp && ops->full && ops->full(node, ctx))
+			if (ops->full && ops->full(node, ctx))
 				cmp = 1;
 		}
 		if (!cmp) {

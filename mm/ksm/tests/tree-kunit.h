@@ -2,7 +2,7 @@
 /*
  * KUnit tests for mm/ksm/tree.c: a content tree keeps memcmp() order,
  * finds what it holds and nothing else, maps pages only where keys tie,
- * and names the stale node that stopped a search.
+ * names the stale node that stopped a search, and passes full twins.
  */
 #ifndef _MM_KSM_TESTS_TREE_KUNIT_H
 #define _MM_KSM_TESTS_TREE_KUNIT_H
@@ -15,6 +15,8 @@ struct tree_test_node {
 	struct ksm_tnode t;
 	u8 *page;
 	bool stale;
+	bool full;
+	unsigned int twins;
 };
 
 struct tree_test_ctx {
@@ -211,11 +213,72 @@ static void ksm_tree_test_names_stale_nodes(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, 0u, ctx.mapped);
 }
 
+static bool tree_test_full(struct ksm_tnode *node, void *ctx)
+{
+	return container_of(node, struct tree_test_node, t)->full;
+}
+
+static bool tree_test_same(struct ksm_tnode *a, struct ksm_tnode *b, void *ctx)
+{
+	return container_of(a, struct tree_test_node, t)->twins ==
+	       container_of(b, struct tree_test_node, t)->twins;
+}
+
+static const struct ksm_tree_ops tree_test_twin_ops = {
+	.map = tree_test_map,
+	.unmap = tree_test_unmap,
+	.full = tree_test_full,
+	.same = tree_test_same,
+};
+
+#define TREE_TEST_TWINS 32
+
+/*
+ * Equal nodes that are full are passed over, to the right; past the first
+ * one mapped, its twins are known by class and not mapped again.
+ */
+static void ksm_tree_test_passes_full_twins(struct kunit *test)
+{
+	struct tree_test_ctx ctx = { };
+	struct tree_test_node *nodes;
+	struct rb_root root = RB_ROOT;
+	struct ksm_tree_pos pos;
+	unsigned int i;
+	u8 *page;
+	u64 key;
+
+	nodes = kunit_kcalloc(test, TREE_TEST_TWINS, sizeof(*nodes), GFP_KERNEL);
+	page = kunit_kzalloc(test, PAGE_SIZE, GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, nodes);
+	KUNIT_ASSERT_NOT_NULL(test, page);
+	page[100] = 7;
+	key = ksm_content_key(page);
+	for (i = 0; i < TREE_TEST_TWINS; i++) {
+		/* Each new twin goes in once all before it are full. */
+		nodes[i].page = page;
+		nodes[i].twins = 1;
+		nodes[i].full = true;
+		KUNIT_ASSERT_EQ(test, 0, ksm_tree_find(&root, key, page,
+						       &tree_test_twin_ops,
+						       &ctx, &pos));
+		KUNIT_ASSERT_NULL(test, pos.match);
+		ksm_tree_insert(&root, &nodes[i].t, key, &pos);
+	}
+	nodes[TREE_TEST_TWINS - 1].full = false;
+	ctx.maps = 0;
+	KUNIT_ASSERT_EQ(test, 0, ksm_tree_find(&root, key, page,
+					       &tree_test_twin_ops, &ctx, &pos));
+	KUNIT_EXPECT_PTR_EQ(test, &nodes[TREE_TEST_TWINS - 1].t, pos.match);
+	KUNIT_EXPECT_EQ(test, 1u, ctx.maps);
+	KUNIT_EXPECT_EQ(test, 0u, ctx.mapped);
+}
+
 static struct kunit_case ksm_tree_test_cases[] = {
 	KUNIT_CASE(ksm_tree_test_keeps_memcmp_order),
 	KUNIT_CASE(ksm_tree_test_finds_contents_not_addresses),
 	KUNIT_CASE(ksm_tree_test_keys_spare_mapping),
 	KUNIT_CASE(ksm_tree_test_names_stale_nodes),
+	KUNIT_CASE(ksm_tree_test_passes_full_twins),
 	{},
 };
 
