@@ -13,13 +13,53 @@
 #include "ksm.h"
 
 /*
- * The cursor: the mm being scanned and where to resume in it.  NULL means
- * between two passes.  Chosen under ksm_mm_lock, used under ksm_lock.
+ * The cursor: the mm being scanned and where to resume in it.  Moved
+ * under ksm_mm_lock (exit moves it too), used under ksm_lock.
  */
-static struct ksm_mm *cursor;
-static unsigned long cursor_addr;
-static int scan_seq;
-static bool pass_over;		/* a pass ended: end_pass() is due */
+struct ksm_cursor {
+	struct ksm_mm *kmm;	/* NULL between two passes */
+	unsigned long addr;
+	bool pass_over;		/* a pass ended: end_pass() is due */
+	unsigned long passes;	/* passes ended */
+};
+
+static struct ksm_cursor cur;
+
+/* Start a pass at the first mm of @list; false if there is none. */
+static bool cursor_start(struct ksm_cursor *c, struct list_head *list)
+{
+	c->addr = 0;
+	c->kmm = list_first_entry_or_null(list, struct ksm_mm, scan);
+	return c->kmm;
+}
+
+/*
+ * Move past @kmm, still on @list, if the cursor is on it: to the next mm,
+ * or past the last to the end of the pass.
+ */
+static void cursor_advance(struct ksm_cursor *c, struct list_head *list,
+			   struct ksm_mm *kmm)
+{
+	if (c->kmm != kmm)
+		return;
+	c->addr = 0;
+	if (!list_is_last(&kmm->scan, list)) {
+		c->kmm = list_next_entry(kmm, scan);
+		return;
+	}
+	c->kmm = NULL;
+	c->pass_over = true;
+	c->passes++;
+}
+
+/* Take the news of an ended pass, once. */
+static bool cursor_pass_ended(struct ksm_cursor *c)
+{
+	bool ended = c->pass_over;
+
+	c->pass_over = false;
+	return ended;
+}
 
 #define KSM_BATCH	64
 
@@ -63,7 +103,7 @@ static int batch_pmd_entry(pmd_t *pmd, unsigned long addr, unsigned long next,
 {
 	struct ksm_batch *b = walk->private;
 	struct folio *folio;
-	spinlock_t *ptl;
+	spinlock_t *ptl;	/* the page table lock */
 	int ret = 0;
 
 	ptl = pmd_trans_huge_lock(pmd, walk->vma);
@@ -111,24 +151,6 @@ static const struct mm_walk_ops batch_ops = {
 	.walk_lock	= PGWALK_RDLOCK,
 };
 
-static bool smart_skip(struct ksm_cand *cand)
-{
-	if (!READ_ONCE(ksm_knobs.smart_scan))
-		return false;
-	if (cand->skip) {
-		cand->skip--;
-		ksm_stats.pages_skipped++;
-		return true;
-	}
-	/*
-	 * Unchanged for a few passes and still alone: look less often,
-	 * backing off to one visit in KSM_CAND_SKIP_MAX + 1.
-	 */
-	if (cand->age > 2)
-		cand->skip = min_t(unsigned int, cand->age - 2, KSM_CAND_SKIP_MAX);
-	return false;
-}
-
 /*
  * What one visit learns of a page; a page that stopped changing goes on
  * to merging.  Context: ksm_lock and a user of the mm held, no mmap lock.
@@ -140,6 +162,7 @@ static void visit_page(struct ksm_mm *kmm, unsigned long addr,
 	struct ksm_stable *stable;
 	enum ksm_track_state state;
 	struct ksm_cand cand;
+	bool smart, ready;
 	void *kaddr;
 	u32 sig;
 
@@ -176,7 +199,9 @@ static void visit_page(struct ksm_mm *kmm, unsigned long addr,
 		ksm_attach_page(kmm, addr, page);
 		return;
 	}
-	if (smart_skip(&cand)) {
+	smart = READ_ONCE(ksm_knobs.smart_scan);
+	if (ksm_cand_skip(&cand, smart)) {
+		ksm_stats.pages_skipped++;
 		ksm_track_store_cand(&kmm->pages, addr, cand, GFP_KERNEL);
 		return;
 	}
@@ -184,16 +209,11 @@ static void visit_page(struct ksm_mm *kmm, unsigned long addr,
 	kaddr = kmap_local_page(page);
 	sig = ksm_sig_fold(ksm_content_sig(kaddr));
 	kunmap_local(kaddr);
-	if (cand.sig != sig) {
-		/* Still changing: not worth a tree search. */
-		cand = (struct ksm_cand) { .sig = sig };
-		ksm_track_store_cand(&kmm->pages, addr, cand, GFP_KERNEL);
-		return;
-	}
-	cand.age = min_t(unsigned int, cand.age + 1, KSM_CAND_AGE_MAX);
+	ready = ksm_cand_settle(&cand, sig, smart);
 	/* The slot exists: overwriting it allocates nothing. */
 	ksm_track_store_cand(&kmm->pages, addr, cand, GFP_KERNEL);
-	ksm_merge_page(kmm, addr, page);
+	if (ready)
+		ksm_merge_page(kmm, addr, page);
 }
 
 /* Part of a large folio: look the page up again, holding it alone. */
@@ -220,15 +240,15 @@ static bool scan_vma_ok(struct vm_area_struct *vma)
 }
 
 /*
- * Fill the batch from cursor_addr with up to @want pages, forgetting the
+ * Fill the batch from cur.addr with up to @want pages, forgetting the
  * tracked pages the walk no longer finds (unmapped, or no longer
  * mergeable).  Return true when the walk reached the end of the mm.
  * Context: mmap lock held.
  */
 static bool fill_batch(struct ksm_mm *kmm, unsigned int want)
 {
-	VMA_ITERATOR(vmi, kmm->mm, cursor_addr);
-	unsigned long addr = cursor_addr;
+	VMA_ITERATOR(vmi, kmm->mm, cur.addr);
+	unsigned long addr = cur.addr;
 	struct ksm_batch *b = &batch;
 	struct vm_area_struct *vma;
 	unsigned int i, first;
@@ -264,7 +284,7 @@ static bool fill_batch(struct ksm_mm *kmm, unsigned int want)
 			addr = b->next;
 		}
 		if (b->nr >= want) {
-			cursor_addr = addr;
+			cur.addr = addr;
 			return false;
 		}
 	}
@@ -273,7 +293,7 @@ static bool fill_batch(struct ksm_mm *kmm, unsigned int want)
 }
 
 /*
- * Scan one mm from cursor_addr for at most @budget pages, a batch at a
+ * Scan one mm from cur.addr for at most @budget pages, a batch at a
  * time: the walk holds the mmap lock, the visits do not.  Return how
  * many pages were seen; *done says whether the mm is finished for this
  * pass.  Context: ksm_lock and a user of the mm held.
@@ -316,19 +336,15 @@ static unsigned int scan_mm(struct ksm_mm *kmm, unsigned int budget,
 /* Move the cursor past @kmm, which must still be listed. */
 static void advance_cursor(struct ksm_mm *kmm)
 {
+	unsigned long passes = cur.passes;
+
 	lockdep_assert_held(&ksm_mm_lock);
-	if (cursor != kmm)
-		return;
-	cursor_addr = 0;
-	if (!list_is_last(&kmm->scan, &ksm_mm_list)) {
-		cursor = list_next_entry(kmm, scan);
-		return;
+	cursor_advance(&cur, &ksm_mm_list, kmm);
+	if (cur.passes != passes) {
+		ksm_stats.full_scans++;
+		trace_ksm_stop_scan(cur.passes - 1,
+				    atomic_long_read(&ksm_stats.tracked));
 	}
-	cursor = NULL;
-	pass_over = true;
-	ksm_stats.full_scans++;
-	trace_ksm_stop_scan(scan_seq, atomic_long_read(&ksm_stats.tracked));
-	scan_seq++;
 }
 
 /**
@@ -363,9 +379,9 @@ void ksm_scan_restart(void)
 {
 	lockdep_assert_held(&ksm_lock);
 	spin_lock(&ksm_mm_lock);
-	cursor = NULL;
-	cursor_addr = 0;
-	pass_over = false;
+	cur.kmm = NULL;
+	cur.addr = 0;
+	cur.pass_over = false;
 	spin_unlock(&ksm_mm_lock);
 	end_pass();
 }
@@ -389,28 +405,25 @@ void ksm_scan_batch(unsigned int budget)
 	lockdep_assert_held(&ksm_lock);
 	while (budget) {
 		spin_lock(&ksm_mm_lock);
-		ended = pass_over;
-		pass_over = false;
+		ended = cursor_pass_ended(&cur);
 		spin_unlock(&ksm_mm_lock);
 		if (ended)
 			end_pass();
 
 		spin_lock(&ksm_mm_lock);
-		if (!cursor) {
-			if (list_empty(&ksm_mm_list)) {
+		if (!cur.kmm) {
+			if (!cursor_start(&cur, &ksm_mm_list)) {
 				spin_unlock(&ksm_mm_lock);
 				return;
 			}
-			cursor = list_first_entry(&ksm_mm_list, struct ksm_mm, scan);
-			cursor_addr = 0;
 			spin_unlock(&ksm_mm_lock);
-			trace_ksm_start_scan(scan_seq,
+			trace_ksm_start_scan(cur.passes,
 					     atomic_long_read(&ksm_stats.tracked));
 			/* Fresh pages wait in per-CPU lists, referenced. */
 			lru_add_drain_all();
 			continue;
 		}
-		kmm = cursor;
+		kmm = cur.kmm;
 		mm = kmm->mm;
 		/* A user reference keeps __ksm_exit() and kmm's freeing away. */
 		got = mmget_not_zero(mm);
@@ -427,15 +440,18 @@ void ksm_scan_batch(unsigned int budget)
 			advance_cursor(kmm);
 		if (got)
 			mmput_async(mm);	/* async: we hold ksm_lock */
-		done = !cursor;
+		done = !cur.kmm;
 		spin_unlock(&ksm_mm_lock);
 		if (done)
 			break;
 	}
 	spin_lock(&ksm_mm_lock);
-	ended = pass_over;
-	pass_over = false;
+	ended = cursor_pass_ended(&cur);
 	spin_unlock(&ksm_mm_lock);
 	if (ended)
 		end_pass();
 }
+
+#ifdef CONFIG_KSM_KUNIT_TEST
+#include "tests/scan-kunit.h"
+#endif

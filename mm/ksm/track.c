@@ -75,6 +75,52 @@ void ksm_track_forget(struct xarray *pages, unsigned long addr)
 	xa_erase(pages, addr >> PAGE_SHIFT);
 }
 
+/*
+ * Volatility.  A page is a candidate for merging only once its signature
+ * held from one visit to the next; smart scan then backs off the pages
+ * that stay alone, visiting them less and less often.
+ */
+
+/* Unchanged this many visits and still alone: start skipping. */
+#define KSM_CAND_SKIP_AFTER	3
+
+/**
+ * ksm_cand_skip() - should this visit pass the page by?
+ * @cand: the candidate, updated
+ * @smart: smart scan is on
+ *
+ * Return: true to skip the page (not even hashing it) this time.
+ */
+bool ksm_cand_skip(struct ksm_cand *cand, bool smart)
+{
+	if (!smart || !cand->skip)
+		return false;
+	cand->skip--;
+	return true;
+}
+
+/**
+ * ksm_cand_settle() - what a visit that hashed the page learnt
+ * @cand: the candidate, updated
+ * @sig: ksm_sig_fold() of the page's signature now
+ * @smart: smart scan is on
+ *
+ * Return: true if the page stopped changing and may go to the trees.
+ */
+bool ksm_cand_settle(struct ksm_cand *cand, u32 sig, bool smart)
+{
+	if (cand->sig != sig) {
+		*cand = (struct ksm_cand) { .sig = sig };
+		return false;
+	}
+	cand->age = min_t(unsigned int, cand->age + 1, KSM_CAND_AGE_MAX);
+	if (smart && cand->age >= KSM_CAND_SKIP_AFTER)
+		cand->skip = min_t(unsigned int,
+				   cand->age - KSM_CAND_SKIP_AFTER + 1,
+				   KSM_CAND_SKIP_MAX);
+	return true;
+}
+
 #ifdef CONFIG_KSM_KUNIT_TEST
 #include "tests/track-kunit.h"
 #endif

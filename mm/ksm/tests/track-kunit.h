@@ -2,7 +2,8 @@
 /*
  * KUnit tests for mm/ksm/track.c and the candidate encoding in ksm.h:
  * every field survives a round trip through an xarray slot, fields clamp
- * rather than spill into each other, and the three slot states stay apart.
+ * rather than spill into each other, the three slot states stay apart; and
+ * the volatility rules: a page settles when unchanged, smart scan backs off.
  */
 #ifndef _MM_KSM_TESTS_TRACK_KUNIT_H
 #define _MM_KSM_TESTS_TRACK_KUNIT_H
@@ -109,11 +110,66 @@ static void ksm_track_test_slot_states(struct kunit *test)
 	xa_destroy(&pages);
 }
 
+/* A page is ready only once its signature held across a visit. */
+static void ksm_track_test_settles_when_unchanged(struct kunit *test)
+{
+	struct ksm_cand c = { .sig = 5 };
+
+	KUNIT_EXPECT_FALSE(test, ksm_cand_settle(&c, 6, false));
+	KUNIT_EXPECT_EQ(test, 6u, c.sig);
+	KUNIT_EXPECT_EQ(test, 0u, c.age);
+	KUNIT_EXPECT_TRUE(test, ksm_cand_settle(&c, 6, false));
+	KUNIT_EXPECT_EQ(test, 1u, c.age);
+	KUNIT_EXPECT_TRUE(test, ksm_cand_settle(&c, 6, false));
+	KUNIT_EXPECT_EQ(test, 2u, c.age);
+	/* A change starts it over. */
+	KUNIT_EXPECT_FALSE(test, ksm_cand_settle(&c, 7, false));
+	KUNIT_EXPECT_EQ(test, 0u, c.age);
+	KUNIT_EXPECT_FALSE(test, ksm_cand_skip(&c, false));
+}
+
+/* Smart scan: a page left alone is visited less and less often. */
+static void ksm_track_test_smart_scan_backs_off(struct kunit *test)
+{
+	struct ksm_cand c = { .sig = 9 };
+	unsigned int visits = 0, hashed = 0, gap = 0, last_gap = 0;
+
+	for (visits = 0; visits < 400; visits++) {
+		if (ksm_cand_skip(&c, true)) {
+			gap++;
+			continue;
+		}
+		hashed++;
+		/* Gaps between hashing visits never shrink, and are bounded. */
+		KUNIT_EXPECT_GE(test, gap, last_gap);
+		KUNIT_EXPECT_LE(test, gap, (unsigned int)KSM_CAND_SKIP_MAX);
+		last_gap = gap;
+		gap = 0;
+		KUNIT_EXPECT_TRUE(test, ksm_cand_settle(&c, 9, true));
+	}
+	KUNIT_EXPECT_EQ(test, (unsigned int)KSM_CAND_SKIP_MAX, last_gap);
+	KUNIT_EXPECT_LT(test, hashed, visits / 8);
+	/* The first visits skip nothing: two scans still merge new twins. */
+	c = (struct ksm_cand) { .sig = 1 };
+	KUNIT_EXPECT_TRUE(test, ksm_cand_settle(&c, 1, true));
+	KUNIT_EXPECT_FALSE(test, ksm_cand_skip(&c, true));
+	/* A change ends the back-off at once. */
+	c.skip = 4;
+	c.age = 20;
+	KUNIT_EXPECT_FALSE(test, ksm_cand_settle(&c, 2, true));
+	KUNIT_EXPECT_FALSE(test, ksm_cand_skip(&c, true));
+	/* Without smart scan, a pending skip is ignored. */
+	c.skip = 4;
+	KUNIT_EXPECT_FALSE(test, ksm_cand_skip(&c, false));
+}
+
 static struct kunit_case ksm_track_test_cases[] = {
 	KUNIT_CASE(ksm_track_test_round_trip),
 	KUNIT_CASE(ksm_track_test_fields_clamp),
 	KUNIT_CASE(ksm_track_test_sig_fold),
 	KUNIT_CASE(ksm_track_test_slot_states),
+	KUNIT_CASE(ksm_track_test_settles_when_unchanged),
+	KUNIT_CASE(ksm_track_test_smart_scan_backs_off),
 	{},
 };
 
