@@ -9,7 +9,6 @@
 #   make kernel           just build
 #
 # Variables: KERNEL=ours|baseline  DEBUG=1 (KASAN, lockdep, DEBUG_VM...)
-#            ENGINE=new (our mm/ksm/ engine instead of mm/ksm.c, in development)
 #            ACCEL=tcg|kvm|auto     JOBS=N  TIMEOUT=seconds  MEM=2G  SMP=2
 #            APPEND="kernel args"   DEMO="ksm_demo args"  BUILD=dir
 
@@ -28,14 +27,7 @@ ifeq ($(filter $(KERNEL),ours baseline),)
 $(error KERNEL must be ours or baseline, not '$(KERNEL)')
 endif
 
-# ENGINE=new (KERNEL=ours only): our mm/ksm/ engine in place of mm/ksm.c,
-# while it is being built up; its own build folder.
-ENGINE  ?= 6.12
-ifeq ($(filter $(ENGINE),6.12 new),)
-$(error ENGINE must be 6.12 or new, not '$(ENGINE)')
-endif
-NEW      := $(and $(filter ours,$(KERNEL)),$(filter new,$(ENGINE)))
-VARIANT  := $(KERNEL)$(if $(NEW),-new)$(if $(filter 1,$(DEBUG)),-debug)
+VARIANT  := $(KERNEL)$(if $(filter 1,$(DEBUG)),-debug)
 TIMEOUT  ?= $(if $(filter 1,$(DEBUG)),5400,1800)
 PRISTINE := $(BUILD)/src/pristine
 SRC      := $(if $(filter ours,$(KERNEL)),$(BUILD)/src/ours,$(PRISTINE))
@@ -46,15 +38,14 @@ INITRD   := $(GUEST)/initramfs.cpio
 HDR      := $(BUILD)/hdr
 H        := $(CURDIR)/harness
 FRAGS    := $(H)/config/ksm.config $(if $(filter ours,$(KERNEL)),$(H)/config/ours.config) \
-	    $(if $(NEW),$(H)/config/engine-new.config) \
 	    $(if $(filter 1,$(DEBUG)),$(H)/config/debug.config)
 STAMP    := $(shell date +%Y%m%d-%H%M%S)
 LOGS     := $(BUILD)/logs/$(STAMP)-$(VARIANT)
 
 # 6.12's ksm_tests race on the stock kernel (README, "Flaky baseline"):
-# they get bounded retries, recorded in the results.  Ours gets them too
-# until our engine lands in mm/ksm/.
-ATTEMPTS ?= 10
+# there they get bounded retries, recorded in the results.  Our engine
+# converges within the two scans they wait for: one attempt.
+ATTEMPTS ?= $(if $(filter baseline,$(KERNEL)),10,1)
 
 export CCACHE_DIR ?= $(HOME)/.cache/ccache
 KCC = $(shell command -v ccache >/dev/null 2>&1 && echo "ccache gcc" || echo gcc)
