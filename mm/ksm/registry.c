@@ -363,11 +363,10 @@ int ksm_disable_merge_any(struct mm_struct *mm)
 int ksm_disable(struct mm_struct *mm)
 {
 	mmap_assert_write_locked(mm);
-	if (!test_bit(MMF_VM_MERGEABLE, &mm->flags))
-		return 0;
+	/* Merge-any goes as a whole; otherwise the VMAs marked one by one. */
 	if (test_bit(MMF_VM_MERGE_ANY, &mm->flags))
 		return ksm_disable_merge_any(mm);
-	return unmerge_all_vmas(mm);
+	return test_bit(MMF_VM_MERGEABLE, &mm->flags) ? unmerge_all_vmas(mm) : 0;
 }
 
 /* Unmerge every mergeable VMA of @mm, whose mmap lock is held. */
