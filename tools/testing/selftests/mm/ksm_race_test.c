@@ -1,0 +1,162 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Writes racing ksmd: processes keep writing to pages that ksmd keeps
+ * merging, and turn written pages back into twins so that they merge
+ * again.  No write may ever be lost or seen by another process, and
+ * merging must go on meanwhile.
+ */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "kselftest_harness.h"
+#include "ksm_page_util.h"
+
+#define WRITERS 4
+#define PAGES 256
+#define RUN_S 8
+#define COMMON 0xa5
+
+FIXTURE(race) {
+	struct ksm_knobs knobs;
+};
+
+FIXTURE_SETUP(race)
+{
+	if (access(KSM_DIR "run", F_OK))
+		SKIP(return, "no KSM in this kernel");
+	if (geteuid())
+		SKIP(return, "needs root");
+	ksm_knobs_save(&self->knobs);
+	ASSERT_EQ(0, ksm_set("run", 2));
+	ASSERT_EQ(0, ksm_set("pages_to_scan", 1000));
+	ASSERT_EQ(0, ksm_set("sleep_millisecs", 0));
+	ASSERT_EQ(0, ksm_set("use_zero_pages", 0));
+	ASSERT_EQ(0, ksm_set("run", 1));
+}
+
+FIXTURE_TEARDOWN(race)
+{
+	ksm_knobs_restore(&self->knobs);
+}
+
+/* What a writer put in one of its pages: a word at an offset, or nothing. */
+struct mark {
+	unsigned long word;	/* 0: the page holds COMMON everywhere */
+	unsigned int off;	/* in words */
+};
+
+/* Does @page hold COMMON, but for @m? */
+static bool page_is(const unsigned long *page, const struct mark *m)
+{
+	unsigned long common;
+	size_t i, words = page_size() / sizeof(long);
+
+	memset(&common, COMMON, sizeof(common));
+	for (i = 0; i < words; i++) {
+		unsigned long want = m->word && i == m->off ? m->word : common;
+
+		if (page[i] != want)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * One writer: marks and restores its pages at random for RUN_S seconds,
+ * checking each page it touches, and all of them now and then.  Exits
+ * with the number of pages found wrong (capped).
+ */
+static int writer(int id)
+{
+	size_t words = page_size() / sizeof(long);
+	struct mark marks[PAGES] = { };
+	unsigned int seed = 1234 + id;
+	unsigned long seq = 0;
+	int bad = 0, i, round;
+	unsigned long *p;
+	double end;
+
+	p = mmap(NULL, PAGES * page_size(), PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return 100;
+	memset(p, COMMON, PAGES * page_size());
+	if (madvise(p, PAGES * page_size(), MADV_MERGEABLE))
+		return 101;
+
+	end = now() + RUN_S;
+	for (round = 0; now() < end && bad < 50; round++) {
+		unsigned long *page;
+		struct mark *m;
+
+		i = rand_r(&seed) % PAGES;
+		page = p + i * words;
+		m = &marks[i];
+		if (!page_is(page, m))
+			bad++;
+		if (m->word) {
+			/* Back to a twin of every other page: it may merge. */
+			page[m->off] = page[(m->off + 1) % words];
+			m->word = 0;
+		} else {
+			m->off = rand_r(&seed) % words;
+			m->word = (unsigned long)id << 56 | ++seq;
+			page[m->off] = m->word;
+		}
+		if (!page_is(page, m))
+			bad++;
+		/* Let ksmd merge what was restored. */
+		if (round % 64 == 0) {
+			usleep(2000);
+			for (i = 0; i < PAGES; i++)
+				bad += !page_is(p + i * words, &marks[i]);
+		}
+	}
+	for (i = 0; i < PAGES; i++)
+		bad += !page_is(p + i * words, &marks[i]);
+	return bad > 99 ? 99 : bad;
+}
+
+TEST_F_TIMEOUT(race, writes_survive_merging, 120)
+{
+	long sharing, most = 0, scans0 = ksm_get("full_scans");
+	int i, left = WRITERS, status[WRITERS];
+	pid_t pids[WRITERS];
+
+	for (i = 0; i < WRITERS; i++) {
+		pids[i] = fork();
+		ASSERT_GE(pids[i], 0);
+		if (!pids[i])
+			_exit(writer(i));
+	}
+	/* While they write: merging must happen, and go on. */
+	while (left) {
+		for (i = 0; i < WRITERS; i++)
+			if (pids[i] &&
+			    waitpid(pids[i], &status[i], WNOHANG) == pids[i]) {
+				pids[i] = 0;
+				left--;
+			}
+		sharing = ksm_get("pages_sharing");
+		if (sharing > most)
+			most = sharing;
+		usleep(20000);
+	}
+	for (i = 0; i < WRITERS; i++) {
+		EXPECT_TRUE(WIFEXITED(status[i]));
+		EXPECT_EQ(0, WEXITSTATUS(status[i]))
+			TH_LOG("writer %d found %d pages wrong", i,
+			       WEXITSTATUS(status[i]));
+	}
+	TH_LOG("most pages_sharing %ld, %ld full scans", most,
+	       ksm_get("full_scans") - scans0);
+	EXPECT_GT(most, WRITERS * PAGES / 4);
+	EXPECT_GT(ksm_get("full_scans") - scans0, 4);
+}
+
+TEST_HARNESS_MAIN
