@@ -18,10 +18,12 @@ add_program() {	# copy a host program and the libraries it loads
 	path=$(command -v "$1") || { echo "mkinitramfs: no $1" >&2; exit 1; }
 	mkdir -p "$stage/bin"
 	cp -L "$path" "$stage/bin/"
-	ldd "$path" 2>/dev/null | grep -oE '/[^ ]+' | while read -r lib; do
-		mkdir -p "$stage$(dirname "$lib")"
-		cp -L "$lib" "$stage$lib"
-	done
+	# A static program has no libraries: ldd then fails, and that is fine.
+	{ ldd "$path" 2>/dev/null || true; } | grep -oE '/[^ ]+' |
+		while read -r lib; do
+			mkdir -p "$stage$(dirname "$lib")"
+			cp -L "$lib" "$stage$lib"
+		done || true
 }
 
 if [ "$1" = --extra ]; then
