@@ -38,20 +38,22 @@ struct ksm_cand {
 	u32 sig;	/* low bits of the signature at the last visit */
 	u8 age;		/* visits the page stayed unmerged, saturating */
 	u8 skip;	/* visits still to skip (smart scan) */
-	bool zero;	/* KSM mapped the shared zero page here */
+	u8 flips;	/* how often it changed lately, saturating */
 };
 
 /* Value entries have BITS_PER_LONG - 1 bits: the signature takes what is left. */
 #define KSM_CAND_AGE_BITS	5
 #define KSM_CAND_SKIP_BITS	4
-#define KSM_CAND_SIG_BITS	(BITS_PER_LONG == 64 ? 32 : 20)
+#define KSM_CAND_FLIPS_BITS	3
+#define KSM_CAND_SIG_BITS	(BITS_PER_LONG == 64 ? 32 : 19)
 #define KSM_CAND_AGE_MAX	((1U << KSM_CAND_AGE_BITS) - 1)
 #define KSM_CAND_SKIP_MAX	((1U << KSM_CAND_SKIP_BITS) - 1)
+#define KSM_CAND_FLIPS_MAX	((1U << KSM_CAND_FLIPS_BITS) - 1)
 
 #define KSM_CAND_AGE_SHIFT	KSM_CAND_SIG_BITS
 #define KSM_CAND_SKIP_SHIFT	(KSM_CAND_AGE_SHIFT + KSM_CAND_AGE_BITS)
-#define KSM_CAND_ZERO		BIT(KSM_CAND_SKIP_SHIFT + KSM_CAND_SKIP_BITS)
-static_assert(KSM_CAND_SKIP_SHIFT + KSM_CAND_SKIP_BITS + 1 <= BITS_PER_XA_VALUE);
+#define KSM_CAND_FLIPS_SHIFT	(KSM_CAND_SKIP_SHIFT + KSM_CAND_SKIP_BITS)
+static_assert(KSM_CAND_FLIPS_SHIFT + KSM_CAND_FLIPS_BITS <= BITS_PER_XA_VALUE);
 
 /* Pack a candidate into an xarray value entry; out-of-range fields clamp. */
 static inline void *ksm_cand_entry(struct ksm_cand c)
@@ -62,8 +64,8 @@ static inline void *ksm_cand_entry(struct ksm_cand c)
 	     KSM_CAND_AGE_SHIFT;
 	v |= (unsigned long)min_t(unsigned int, c.skip, KSM_CAND_SKIP_MAX) <<
 	     KSM_CAND_SKIP_SHIFT;
-	if (c.zero)
-		v |= KSM_CAND_ZERO;
+	v |= (unsigned long)min_t(unsigned int, c.flips, KSM_CAND_FLIPS_MAX) <<
+	     KSM_CAND_FLIPS_SHIFT;
 	return xa_mk_value(v);
 }
 
@@ -75,7 +77,7 @@ static inline struct ksm_cand ksm_entry_cand(const void *entry)
 		.sig = v & (BIT(KSM_CAND_SIG_BITS) - 1),
 		.age = (v >> KSM_CAND_AGE_SHIFT) & KSM_CAND_AGE_MAX,
 		.skip = (v >> KSM_CAND_SKIP_SHIFT) & KSM_CAND_SKIP_MAX,
-		.zero = v & KSM_CAND_ZERO,
+		.flips = (v >> KSM_CAND_FLIPS_SHIFT) & KSM_CAND_FLIPS_MAX,
 	};
 }
 
@@ -106,6 +108,7 @@ int ksm_track_store_merged(struct xarray *pages, unsigned long addr,
 			   struct ksm_stable *stable, gfp_t gfp);
 void ksm_track_forget(struct xarray *pages, unsigned long addr);
 bool ksm_cand_skip(struct ksm_cand *cand, bool smart);
+void ksm_cand_broken(struct ksm_cand *cand, u32 sig, bool smart);
 bool ksm_cand_settle(struct ksm_cand *cand, u32 sig, bool smart);
 
 /*

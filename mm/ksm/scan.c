@@ -151,6 +151,16 @@ static const struct mm_walk_ops batch_ops = {
 	.walk_lock	= PGWALK_RDLOCK,
 };
 
+/* The part of a page's signature its slot keeps. */
+static u32 page_sig(struct page *page)
+{
+	void *kaddr = kmap_local_page(page);
+	u32 sig = ksm_sig_fold(ksm_content_sig(kaddr));
+
+	kunmap_local(kaddr);
+	return sig;
+}
+
 /*
  * What one visit learns of a page; a page that stopped changing goes on
  * to merging.  Context: ksm_lock and a user of the mm held, no mmap lock.
@@ -163,20 +173,23 @@ static void visit_page(struct ksm_mm *kmm, unsigned long addr,
 	enum ksm_track_state state;
 	struct ksm_cand cand;
 	bool smart, ready;
-	void *kaddr;
-	u32 sig;
 
 	ksm_stats.pages_scanned++;
+	smart = READ_ONCE(ksm_knobs.smart_scan);
 	state = ksm_track_load(&kmm->pages, addr, &cand, &stable);
 	if (state == KSM_MERGED) {
 		if (ksm_folio_stable(folio) == stable)
 			return;		/* still merged */
 		/* Written to, or unmerged, since: a candidate again. */
 		ksm_stable_drop(stable, kmm, addr);
-		ksm_track_store_cand(&kmm->pages, addr,
-				     (struct ksm_cand) { }, GFP_KERNEL);
-		state = KSM_CANDIDATE;
 		cand = (struct ksm_cand) { };
+		if (!folio_test_ksm(folio)) {
+			ksm_cand_broken(&cand, page_sig(page), smart);
+			ksm_track_store_cand(&kmm->pages, addr, cand, GFP_KERNEL);
+			return;
+		}
+		ksm_track_store_cand(&kmm->pages, addr, cand, GFP_KERNEL);
+		state = KSM_CANDIDATE;
 	}
 	if (state == KSM_UNTRACKED) {
 		/* Never seen: one slot, and the signature to compare next time. */
@@ -189,9 +202,7 @@ static void visit_page(struct ksm_mm *kmm, unsigned long addr,
 			ksm_attach_page(kmm, addr, page);
 			return;
 		}
-		kaddr = kmap_local_page(page);
-		cand.sig = ksm_sig_fold(ksm_content_sig(kaddr));
-		kunmap_local(kaddr);
+		cand.sig = page_sig(page);
 		ksm_track_store_cand(&kmm->pages, addr, cand, GFP_KERNEL);
 		return;
 	}
@@ -199,17 +210,13 @@ static void visit_page(struct ksm_mm *kmm, unsigned long addr,
 		ksm_attach_page(kmm, addr, page);
 		return;
 	}
-	smart = READ_ONCE(ksm_knobs.smart_scan);
 	if (ksm_cand_skip(&cand, smart)) {
 		ksm_stats.pages_skipped++;
 		ksm_track_store_cand(&kmm->pages, addr, cand, GFP_KERNEL);
 		return;
 	}
 
-	kaddr = kmap_local_page(page);
-	sig = ksm_sig_fold(ksm_content_sig(kaddr));
-	kunmap_local(kaddr);
-	ready = ksm_cand_settle(&cand, sig, smart);
+	ready = ksm_cand_settle(&cand, page_sig(page), smart);
 	/* The slot exists: overwriting it allocates nothing. */
 	ksm_track_store_cand(&kmm->pages, addr, cand, GFP_KERNEL);
 	if (ready)

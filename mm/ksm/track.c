@@ -76,13 +76,20 @@ void ksm_track_forget(struct xarray *pages, unsigned long addr)
 }
 
 /*
- * Volatility.  A page is a candidate for merging only once its signature
- * held from one visit to the next; smart scan then backs off the pages
- * that stay alone, visiting them less and less often.
+ * Volatility.  A page goes to the trees only once its signature held from
+ * one visit to the next; a page that changed often lately (flips) must
+ * hold still longer, and is looked at less often meanwhile, so that pages
+ * that keep changing are neither hashed every pass nor merged only to be
+ * copied again at the next write.  Smart scan also backs off pages that
+ * hold still but stay alone.
  */
 
 /* Unchanged this many visits and still alone: start skipping. */
 #define KSM_CAND_SKIP_AFTER	3
+/* Extra visits a page must hold still for, at most. */
+#define KSM_CAND_WAIT_MAX	3
+/* A merged page written to soon after: as if it changed this often. */
+#define KSM_CAND_BROKEN_FLIPS	3
 
 /**
  * ksm_cand_skip() - should this visit pass the page by?
@@ -99,6 +106,13 @@ bool ksm_cand_skip(struct ksm_cand *cand, bool smart)
 	return true;
 }
 
+/* A page that keeps changing is looked at less and less often. */
+static void back_off_flips(struct ksm_cand *cand, bool smart)
+{
+	if (smart && cand->flips > 1)
+		cand->skip = min(1U << (cand->flips - 2), KSM_CAND_SKIP_MAX);
+}
+
 /**
  * ksm_cand_settle() - what a visit that hashed the page learnt
  * @cand: the candidate, updated
@@ -109,16 +123,40 @@ bool ksm_cand_skip(struct ksm_cand *cand, bool smart)
  */
 bool ksm_cand_settle(struct ksm_cand *cand, u32 sig, bool smart)
 {
+	bool ready;
+
 	if (cand->sig != sig) {
-		*cand = (struct ksm_cand) { .sig = sig };
+		*cand = (struct ksm_cand) {
+			.sig = sig,
+			.flips = min(cand->flips + 1U, KSM_CAND_FLIPS_MAX),
+		};
+		back_off_flips(cand, smart);
 		return false;
 	}
 	cand->age = min_t(unsigned int, cand->age + 1, KSM_CAND_AGE_MAX);
+	ready = cand->age > min_t(unsigned int, cand->flips, KSM_CAND_WAIT_MAX);
+	/* Holding still long enough makes up for a change. */
+	if (ready && cand->flips)
+		cand->flips--;
 	if (smart && cand->age >= KSM_CAND_SKIP_AFTER)
 		cand->skip = min_t(unsigned int,
 				   cand->age - KSM_CAND_SKIP_AFTER + 1,
 				   KSM_CAND_SKIP_MAX);
-	return true;
+	return ready;
+}
+
+/**
+ * ksm_cand_broken() - a merged page was found a private page again
+ * @cand: filled in
+ * @sig: ksm_sig_fold() of the page's signature now
+ * @smart: smart scan is on
+ *
+ * Most often a write broke the sharing: the page is volatile.
+ */
+void ksm_cand_broken(struct ksm_cand *cand, u32 sig, bool smart)
+{
+	*cand = (struct ksm_cand) { .sig = sig, .flips = KSM_CAND_BROKEN_FLIPS };
+	back_off_flips(cand, smart);
 }
 
 #ifdef CONFIG_KSM_KUNIT_TEST

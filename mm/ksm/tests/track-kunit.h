@@ -3,7 +3,8 @@
  * KUnit tests for mm/ksm/track.c and the candidate encoding in ksm.h:
  * every field survives a round trip through an xarray slot, fields clamp
  * rather than spill into each other, the three slot states stay apart; and
- * the volatility rules: a page settles when unchanged, smart scan backs off.
+ * the volatility rules: a page settles when unchanged, one that changes or
+ * was written to after merging waits longer, smart scan backs off.
  */
 #ifndef _MM_KSM_TESTS_TRACK_KUNIT_H
 #define _MM_KSM_TESTS_TRACK_KUNIT_H
@@ -18,7 +19,7 @@ static void expect_same_cand(struct kunit *test, struct ksm_cand want,
 	KUNIT_EXPECT_EQ(test, want.sig, got.sig);
 	KUNIT_EXPECT_EQ(test, want.age, got.age);
 	KUNIT_EXPECT_EQ(test, want.skip, got.skip);
-	KUNIT_EXPECT_EQ(test, want.zero, got.zero);
+	KUNIT_EXPECT_EQ(test, want.flips, got.flips);
 }
 
 static void ksm_track_test_round_trip(struct kunit *test)
@@ -33,7 +34,7 @@ static void ksm_track_test_round_trip(struct kunit *test)
 			       (BIT(KSM_CAND_SIG_BITS) - 1),
 			.age = prandom_u32_state(&rs) % (KSM_CAND_AGE_MAX + 1),
 			.skip = prandom_u32_state(&rs) % (KSM_CAND_SKIP_MAX + 1),
-			.zero = n & 1,
+			.flips = prandom_u32_state(&rs) % (KSM_CAND_FLIPS_MAX + 1),
 		};
 		void *entry = ksm_cand_entry(c);
 
@@ -45,13 +46,15 @@ static void ksm_track_test_round_trip(struct kunit *test)
 
 static void ksm_track_test_fields_clamp(struct kunit *test)
 {
-	struct ksm_cand c = { .sig = U32_MAX, .age = 200, .skip = 99 };
+	struct ksm_cand c = {
+		.sig = U32_MAX, .age = 200, .skip = 99, .flips = 50,
+	};
 	struct ksm_cand got = ksm_entry_cand(ksm_cand_entry(c));
 
 	KUNIT_EXPECT_EQ(test, (u32)(BIT(KSM_CAND_SIG_BITS) - 1), got.sig);
 	KUNIT_EXPECT_EQ(test, KSM_CAND_AGE_MAX, (unsigned int)got.age);
 	KUNIT_EXPECT_EQ(test, KSM_CAND_SKIP_MAX, (unsigned int)got.skip);
-	KUNIT_EXPECT_FALSE(test, got.zero);
+	KUNIT_EXPECT_EQ(test, KSM_CAND_FLIPS_MAX, (unsigned int)got.flips);
 
 	/* An all-zero candidate is still a slot, not an empty one. */
 	c = (struct ksm_cand) { };
@@ -163,6 +166,49 @@ static void ksm_track_test_smart_scan_backs_off(struct kunit *test)
 	KUNIT_EXPECT_FALSE(test, ksm_cand_skip(&c, false));
 }
 
+/* A page that changes at every visit is never ready, and seldom hashed. */
+static void ksm_track_test_volatile_page_backs_off(struct kunit *test)
+{
+	struct ksm_cand c = { };
+	unsigned int visits, hashed = 0;
+
+	for (visits = 0; visits < 200; visits++) {
+		if (ksm_cand_skip(&c, true))
+			continue;
+		hashed++;
+		KUNIT_EXPECT_FALSE(test, ksm_cand_settle(&c, visits + 1, true));
+	}
+	KUNIT_EXPECT_EQ(test, KSM_CAND_FLIPS_MAX, (unsigned int)c.flips);
+	KUNIT_EXPECT_LT(test, hashed, visits / 8);
+	/* Without smart scan it is hashed every time, and still never ready. */
+	c = (struct ksm_cand) { };
+	for (visits = 0; visits < 20; visits++) {
+		KUNIT_EXPECT_FALSE(test, ksm_cand_skip(&c, false));
+		KUNIT_EXPECT_FALSE(test, ksm_cand_settle(&c, visits + 1, false));
+	}
+}
+
+/* A merged page written to must hold still longer before it merges again. */
+static void ksm_track_test_broken_merge_waits(struct kunit *test)
+{
+	struct ksm_cand c;
+	unsigned int held = 0;
+
+	ksm_cand_broken(&c, 42, false);
+	while (!ksm_cand_settle(&c, 42, false))
+		KUNIT_ASSERT_LT(test, ++held, 10u);
+	/* Not at the next visit, as a fresh page would, but later. */
+	KUNIT_EXPECT_GT(test, held, 1u);
+	/* Holding still makes up for it: soon ready at every visit. */
+	for (held = 0; held < 3; held++)
+		ksm_cand_settle(&c, 42, false);
+	KUNIT_EXPECT_EQ(test, 0u, (unsigned int)c.flips);
+	KUNIT_EXPECT_TRUE(test, ksm_cand_settle(&c, 42, false));
+	/* With smart scan the broken page is also skipped for a while. */
+	ksm_cand_broken(&c, 42, true);
+	KUNIT_EXPECT_TRUE(test, ksm_cand_skip(&c, true));
+}
+
 static struct kunit_case ksm_track_test_cases[] = {
 	KUNIT_CASE(ksm_track_test_round_trip),
 	KUNIT_CASE(ksm_track_test_fields_clamp),
@@ -170,6 +216,8 @@ static struct kunit_case ksm_track_test_cases[] = {
 	KUNIT_CASE(ksm_track_test_slot_states),
 	KUNIT_CASE(ksm_track_test_settles_when_unchanged),
 	KUNIT_CASE(ksm_track_test_smart_scan_backs_off),
+	KUNIT_CASE(ksm_track_test_volatile_page_backs_off),
+	KUNIT_CASE(ksm_track_test_broken_merge_waits),
 	{},
 };
 

@@ -2,7 +2,7 @@
 /*
  * Writes racing ksmd: processes keep writing to pages that ksmd keeps
  * merging, and turn written pages back into twins so that they merge
- * again.  No write may ever be lost or seen by another process, and
+ * again in quiet spells.  No write may ever be lost or seen by another process, and
  * merging must go on meanwhile.
  */
 #define _GNU_SOURCE
@@ -79,7 +79,7 @@ static int writer(int id)
 	unsigned long seq = 0;
 	int bad = 0, i, round;
 	unsigned long *p;
-	double end;
+	double start, end;
 
 	p = mmap(NULL, PAGES * page_size(), PROT_READ | PROT_WRITE,
 		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -89,11 +89,22 @@ static int writer(int id)
 	if (madvise(p, PAGES * page_size(), MADV_MERGEABLE))
 		return 101;
 
-	end = now() + RUN_S;
+	start = now();
+	end = start + RUN_S;
 	for (round = 0; now() < end && bad < 50; round++) {
 		unsigned long *page;
 		struct mark *m;
 
+		/*
+		 * Quiet for 0.4 s of every second: pages that held still
+		 * merge, and the next burst of writes races with that.
+		 */
+		if ((long)((now() - start) * 10) % 10 >= 6) {
+			usleep(20000);
+			for (i = 0; i < PAGES; i++)
+				bad += !page_is(p + i * words, &marks[i]);
+			continue;
+		}
 		i = rand_r(&seed) % PAGES;
 		page = p + i * words;
 		m = &marks[i];
