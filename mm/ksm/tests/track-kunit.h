@@ -116,18 +116,20 @@ static void ksm_track_test_slot_states(struct kunit *test)
 /* A page is ready only once its signature held across a visit. */
 static void ksm_track_test_settles_when_unchanged(struct kunit *test)
 {
-	struct ksm_cand c = { .sig = 5 };
+	/* As the first visit leaves it. */
+	struct ksm_cand c = { .sig = 6 };
 
-	KUNIT_EXPECT_FALSE(test, ksm_cand_settle(&c, 6, false));
-	KUNIT_EXPECT_EQ(test, 6u, c.sig);
-	KUNIT_EXPECT_EQ(test, 0u, c.age);
 	KUNIT_EXPECT_TRUE(test, ksm_cand_settle(&c, 6, false));
 	KUNIT_EXPECT_EQ(test, 1u, c.age);
 	KUNIT_EXPECT_TRUE(test, ksm_cand_settle(&c, 6, false));
 	KUNIT_EXPECT_EQ(test, 2u, c.age);
-	/* A change starts it over. */
+	/* A change starts it over, and it must now hold still twice. */
 	KUNIT_EXPECT_FALSE(test, ksm_cand_settle(&c, 7, false));
+	KUNIT_EXPECT_EQ(test, 7u, c.sig);
 	KUNIT_EXPECT_EQ(test, 0u, c.age);
+	KUNIT_EXPECT_EQ(test, 1u, c.flips);
+	KUNIT_EXPECT_FALSE(test, ksm_cand_settle(&c, 7, false));
+	KUNIT_EXPECT_TRUE(test, ksm_cand_settle(&c, 7, false));
 	KUNIT_EXPECT_FALSE(test, ksm_cand_skip(&c, false));
 }
 
