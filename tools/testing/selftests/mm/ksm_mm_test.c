@@ -76,17 +76,6 @@ static void write_even_pages(struct __test_metadata *_metadata,
 			TH_LOG("pair %d still on one frame", i);
 }
 
-static int ksm_setup(struct ksm_knobs *knobs)
-{
-	ksm_knobs_save(knobs);
-	/* Start from nothing merged, then scan flat out. */
-	if (ksm_set("run", 2) || ksm_set("pages_to_scan", 1000) ||
-	    ksm_set("sleep_millisecs", 0) || ksm_set("use_zero_pages", 0) ||
-	    ksm_set("run", 1))
-		return -1;
-	return 0;
-}
-
 /* --- swap ------------------------------------------------------------- */
 
 FIXTURE(swap) {
@@ -99,10 +88,8 @@ FIXTURE_SETUP(swap)
 	char err[128];
 	int ret;
 
-	if (access(KSM_DIR "run", F_OK))
-		SKIP(return, "no KSM in this kernel");
-	if (geteuid())
-		SKIP(return, "needs root");
+	if (ksm_unfit())
+		SKIP(return, "%s", ksm_unfit());
 	if (access(ZRAM "disksize", F_OK))
 		SKIP(return, "no zram0 (CONFIG_ZRAM)");
 	if (read_long(ZRAM "disksize") > 0)
@@ -119,7 +106,7 @@ FIXTURE_SETUP(swap)
 		write_str(ZRAM "reset", "1");
 		SKIP(return, "%s", err);
 	}
-	ret = ksm_setup(&self->knobs);
+	ret = ksm_flat_out(&self->knobs);
 	if (ret) {
 		swapoff("/dev/zram0");
 		write_str(ZRAM "reset", "1");
@@ -250,11 +237,9 @@ FIXTURE(migrate) {
 
 FIXTURE_SETUP(migrate)
 {
-	if (access(KSM_DIR "run", F_OK))
-		SKIP(return, "no KSM in this kernel");
-	if (geteuid())
-		SKIP(return, "needs root");
-	ASSERT_EQ(0, ksm_setup(&self->knobs));
+	if (ksm_unfit())
+		SKIP(return, "%s", ksm_unfit());
+	ASSERT_EQ(0, ksm_flat_out(&self->knobs));
 }
 
 FIXTURE_TEARDOWN(migrate)
@@ -403,10 +388,8 @@ FIXTURE_SETUP(thp)
 {
 	int fd, n;
 
-	if (access(KSM_DIR "run", F_OK))
-		SKIP(return, "no KSM in this kernel");
-	if (geteuid())
-		SKIP(return, "needs root");
+	if (ksm_unfit())
+		SKIP(return, "%s", ksm_unfit());
 	fd = open(THP "enabled", O_RDONLY);
 	if (fd < 0)
 		SKIP(return, "no THP (CONFIG_TRANSPARENT_HUGEPAGE)");
@@ -417,7 +400,7 @@ FIXTURE_SETUP(thp)
 	/* MADV_HUGEPAGE asks for a THP in "always" and "madvise" alike. */
 	if (strstr(self->enabled, "[never]"))
 		ASSERT_EQ(0, write_str(THP "enabled", "madvise"));
-	ASSERT_EQ(0, ksm_setup(&self->knobs));
+	ASSERT_EQ(0, ksm_flat_out(&self->knobs));
 }
 
 FIXTURE_TEARDOWN(thp)

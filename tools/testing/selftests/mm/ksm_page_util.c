@@ -30,6 +30,27 @@ void ksm_knobs_restore(const struct ksm_knobs *k)
 	ksm_set("run", k->run);
 }
 
+/* Save the knobs, unmerge everything, then scan flat out: 0 or -1. */
+int ksm_flat_out(struct ksm_knobs *knobs)
+{
+	ksm_knobs_save(knobs);
+	if (ksm_set("run", 2) || ksm_set("pages_to_scan", 1000) ||
+	    ksm_set("sleep_millisecs", 0) || ksm_set("use_zero_pages", 0) ||
+	    ksm_set("run", 1))
+		return -1;
+	return 0;
+}
+
+/* Why KSM tests cannot run here, or NULL if they can. */
+const char *ksm_unfit(void)
+{
+	if (access(KSM_DIR "run", F_OK))
+		return "no KSM in this kernel";
+	if (geteuid())
+		return "needs root";
+	return NULL;
+}
+
 long page_size(void)
 {
 	static long psize;

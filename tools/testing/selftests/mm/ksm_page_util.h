@@ -38,6 +38,8 @@ struct ksm_knobs {
 
 void ksm_knobs_save(struct ksm_knobs *k);
 void ksm_knobs_restore(const struct ksm_knobs *k);
+int ksm_flat_out(struct ksm_knobs *knobs);
+const char *ksm_unfit(void);
 
 long page_size(void);
 char *map_anon(int pages);
