@@ -53,13 +53,13 @@ KMAKE = $(MAKE) -C $(SRC) O=$(OBJ) CC="$(KCC)" HOSTCC="$(KCC)" -j$(JOBS)
 
 PACKAGES := linux-source-6.12 qemu-system-x86 gcc make flex bison bc \
 	libelf-dev libssl-dev cpio busybox-static ccache libnuma-dev \
-	python3 rsync xz-utils patch git
+	python3 rsync xz-utils patch git gnuplot-nox
 
 GUEST_RUN = python3 $(H)/scripts/guest.py --kernel $(BZIMAGE) \
 	--initrd $(BOOT_INITRD) --label $(VARIANT) --accel $(ACCEL) \
 	--smp $(SMP) --mem $(MEM) --timeout $(TIMEOUT)
 
-.PHONY: all deps tree kernel initramfs check run shell exec test clean distclean \
+.PHONY: all deps tree kernel initramfs check run shell exec test bench clean distclean \
 	selftests help
 all: kernel initramfs
 
@@ -109,7 +109,7 @@ $(BUILD)/tools/gen_init_cpio: $(PRISTINE)/.unpacked
 	@gcc -O2 -o $@ $(PRISTINE)/usr/gen_init_cpio.c
 
 SELFTEST_DEPS := $(wildcard tools/testing/selftests/mm/*.[ch]) \
-	$(wildcard $(H)/selftests-6.12/*.patch) $(H)/guest/ksm_demo.c \
+	$(wildcard $(H)/selftests-6.12/*.patch) $(wildcard $(H)/guest/*.[ch]) \
 	$(H)/scripts/build-selftests.sh
 $(GUEST)/tests/.stamp: $(SELFTEST_DEPS) $(HDR)/.stamp
 	@$(H)/scripts/build-selftests.sh $(PRISTINE) $(HDR) $(GUEST)/tests $(CURDIR)
@@ -160,6 +160,20 @@ exec: kernel initramfs
 
 shell: kernel initramfs
 	@$(GUEST_RUN) --suite shell --log-dir $(LOGS)-shell --append "$(APPEND)"
+
+# The same workloads on both kernels, medians and ratios (harness/guest/
+# ksm_bench.c, harness/scripts/bench.py); REPEATS runs each, BENCH_ARGS for
+# ksm_bench mix, comma-separated (e.g. BENCH_ARGS=-n,4,-m,128).
+REPEATS    ?= 3
+BENCH_ARGS ?= -n,4,-m,128
+bench:
+	@$(MAKE) --no-print-directory kernel KERNEL=baseline DEBUG=0
+	@$(MAKE) --no-print-directory kernel initramfs KERNEL=ours DEBUG=0
+	@python3 $(H)/scripts/bench.py --initrd $(INITRD) --harness $(H) \
+		--ours $(BUILD)/obj/ours/arch/x86/boot/bzImage \
+		--baseline $(BUILD)/obj/baseline/arch/x86/boot/bzImage \
+		--out $(BUILD)/bench/$(STAMP) --repeats $(REPEATS) \
+		--args="$(BENCH_ARGS)"
 
 # Both kernels, one closing line.  The baseline run is the proof that the
 # tests test KSM, not our harness.

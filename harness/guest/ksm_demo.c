@@ -19,7 +19,8 @@
 #include <unistd.h>
 #include <dirent.h>
 
-#define KSM "/sys/kernel/mm/ksm/"
+#include "ksm_guest.h"
+
 #define MAX_PROCS 64
 
 enum kind { SHARED, ZERO, UNIQUE };
@@ -30,15 +31,6 @@ static long mib = 256;
 static int shared_pct = 70, zero_pct = 10;
 static long pages_to_scan = 5000, sleep_ms;
 static long timeout_s = 600;
-
-static unsigned long long mix(unsigned long long x)
-{
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdULL;
-	x ^= x >> 33;
-	x *= 0xc4ceb9fe1a85ec53ULL;
-	return x ^ (x >> 33);
-}
 
 /* Same sequence in every process, so the kinds line up page for page. */
 static enum kind kind_of(long i)
@@ -114,120 +106,12 @@ static int worker(int proc, int ready_fd)
 	return bad ? 1 : 0;
 }
 
-static long ksm_read(const char *name)
-{
-	char path[128];
-	long v = -1;
-	FILE *f;
-
-	snprintf(path, sizeof(path), KSM "%s", name);
-	f = fopen(path, "r");
-	if (!f)
-		return -1;
-	if (fscanf(f, "%ld", &v) != 1)
-		v = -1;
-	fclose(f);
-	return v;
-}
-
-static int ksm_write(const char *name, long v)
-{
-	char path[128];
-	FILE *f;
-	int ret;
-
-	snprintf(path, sizeof(path), KSM "%s", name);
-	f = fopen(path, "w");
-	if (!f)
-		return -1;
-	ret = fprintf(f, "%ld", v) < 0;
-	return fclose(f) || ret ? -1 : 0;
-}
-
-static int ksmd_pid(void)
-{
-	struct dirent *d;
-	char path[300], comm[32];
-	DIR *dir = opendir("/proc");
-	int pid = -1;
-	FILE *f;
-
-	while (dir && pid < 0 && (d = readdir(dir))) {
-		snprintf(path, sizeof(path), "/proc/%s/comm", d->d_name);
-		f = fopen(path, "r");
-		if (!f)
-			continue;
-		if (fgets(comm, sizeof(comm), f) && !strcmp(comm, "ksmd\n"))
-			pid = atoi(d->d_name);
-		fclose(f);
-	}
-	if (dir)
-		closedir(dir);
-	return pid;
-}
-
-/* utime + stime of a task in seconds. */
-static double task_cpu(int pid)
-{
-	unsigned long ut, st;
-	char path[64], buf[1024], *p;
-	FILE *f;
-	size_t n;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	f = fopen(path, "r");
-	if (!f)
-		return 0;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = 0;
-	p = strrchr(buf, ')');
-	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
-			 &ut, &st) != 2)
-		return 0;
-	return (double)(ut + st) / sysconf(_SC_CLK_TCK);
-}
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static void usage(void)
 {
 	fprintf(stderr,
 		"ksm_demo [-n procs] [-m MiB each] [-s shared%%] [-z zero%%]\n"
 		"          [-p pages_to_scan] [-t sleep_millisecs] [-T timeout s]\n");
 	exit(2);
-}
-
-/* A line of /proc/meminfo, in kB; -1 if missing. */
-static long meminfo_kb(const char *name)
-{
-	char line[256];
-	long kb = -1;
-	size_t n = strlen(name);
-	FILE *f = fopen("/proc/meminfo", "r");
-
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (!strncmp(line, name, n) && line[n] == ':') {
-			kb = atol(line + n + 1);
-			break;
-		}
-	fclose(f);
-	return kb;
-}
-
-/* Pages KSM tracks: 6.12's rmap_items, our tracked slots. */
-static long ksm_tracked(void)
-{
-	return ksm_read("pages_shared") + ksm_read("pages_sharing") +
-	       ksm_read("pages_unshared") + ksm_read("pages_volatile");
 }
 
 int main(int argc, char **argv)

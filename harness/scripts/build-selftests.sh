@@ -69,4 +69,7 @@ if [ -d "$ours" ]; then
 	done
 fi
 
-cc "$out/bin/ksm_demo" -Werror "$repo/harness/guest/ksm_demo.c"
+for p in ksm_demo ksm_bench; do
+	cc "$out/bin/$p" -Werror "$repo/harness/guest/$p.c" \
+		"$repo/harness/guest/ksm_guest.c" -lm
+done

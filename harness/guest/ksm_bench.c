@@ -1,0 +1,460 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * ksm_bench: the workloads of `make bench`, run the same in each kernel.
+ *
+ *   ksm_bench mix [-n procs] [-m MiB] [-s shared%] [-z zero%] [-p pages]
+ *	the limit (a user program hashing all the memory once), S1
+ *	convergence, S4 metadata, S2 steady-state rescans, S5 copy-on-write
+ *   ksm_bench volatile [-n procs] [-m MiB] [-t seconds]
+ *	S3: half the pages rewritten all the time
+ *
+ * Results are lines "@@BENCH scenario metric value unit"; S1 also prints
+ * "@@SAMPLE seconds pages_sharing" for the plot.  All times are guest
+ * times.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <sys/mman.h>
+#include <sys/select.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "ksm_guest.h"
+
+#define MAX_PROCS 32
+
+enum kind { SHARED, ZERO, UNIQUE };
+
+static long page_size, npages;
+static int nprocs = 4, shared_pct = 60, zero_pct = 10;
+static long mib = 64, pages_to_scan = 5000, seconds = 10;
+
+struct worker {
+	pid_t pid;
+	int cmd, reply;		/* pipe ends of the parent */
+};
+
+static struct worker workers[MAX_PROCS];
+
+static enum kind kind_of(long i)
+{
+	int r = mix(i + 1) % 100;
+
+	if (r < shared_pct)
+		return SHARED;
+	if (r < shared_pct + zero_pct)
+		return ZERO;
+	return UNIQUE;
+}
+
+static void fill(unsigned long long *p, long i, int proc)
+{
+	enum kind k = kind_of(i);
+	unsigned long long seed;
+	long w;
+
+	seed = k == SHARED ? mix(i) :
+	       mix(1ULL << 62 | (unsigned long long)proc << 40 | i);
+	for (w = 0; w < page_size / 8; w++)
+		p[w] = k == ZERO ? 0 : mix(seed + w);
+}
+
+static void report(const char *scenario, const char *metric, double v,
+		   const char *unit)
+{
+	printf("@@BENCH %s %s %.6g %s\n", scenario, metric, v, unit);
+	fflush(stdout);
+}
+
+/* Hash every byte of @mem once, as a user-space scanner would. */
+static unsigned long long hash_all(const char *mem, long bytes)
+{
+	const unsigned long long *p = (const void *)mem;
+	unsigned long long h = 0;
+	long w;
+
+	for (w = 0; w < bytes / 8; w++)
+		h = (h ^ p[w]) * 0x100000001b3ULL;
+	return h;
+}
+
+static void reply(int fd, double v)
+{
+	char buf[64];
+	int n = snprintf(buf, sizeof(buf), "%.9f\n", v);
+
+	if (write(fd, buf, n) != n)
+		_exit(9);
+}
+
+/*
+ * A worker of the mix: fills its memory, then obeys the parent's
+ * one-letter commands: h (hash it all, reply seconds), w (write once to
+ * every shared page, reply seconds), c (check contents, reply pages wrong),
+ * q (quit).
+ */
+static int mix_worker(int proc, int cmd, int out)
+{
+	long bytes = npages * page_size, i, bad;
+	volatile unsigned long long sink;
+	char *mem, c;
+	double t;
+
+	mem = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (mem == MAP_FAILED)
+		return 2;
+	madvise(mem, bytes, MADV_NOHUGEPAGE);
+	for (i = 0; i < npages; i++)
+		fill((unsigned long long *)(mem + i * page_size), i, proc);
+	if (madvise(mem, bytes, MADV_MERGEABLE))
+		return 3;
+	reply(out, 0);
+	while (read(cmd, &c, 1) == 1) {
+		switch (c) {
+		case 'h':
+			t = now();
+			sink = hash_all(mem, bytes);
+			(void)sink;
+			reply(out, now() - t);
+			break;
+		case 'w':
+			t = now();
+			for (i = 0; i < npages; i++)
+				if (kind_of(i) == SHARED)
+					mem[i * page_size + 8] ^= 1;
+			reply(out, now() - t);
+			/* Back as they were, for the final check. */
+			for (i = 0; i < npages; i++)
+				if (kind_of(i) == SHARED)
+					mem[i * page_size + 8] ^= 1;
+			break;
+		case 'c': {
+			unsigned long long *want = malloc(page_size);
+
+			bad = 0;
+			for (i = 0; i < npages; i++) {
+				fill(want, i, proc);
+				bad += !!memcmp(mem + i * page_size, want,
+						page_size);
+			}
+			free(want);
+			reply(out, bad);
+			break;
+		}
+		default:
+			return 0;
+		}
+	}
+	return 0;
+}
+
+static double ask(int p, char c)
+{
+	char buf[64];
+	ssize_t n;
+
+	if (write(workers[p].cmd, &c, 1) != 1)
+		return -1;
+	n = read(workers[p].reply, buf, sizeof(buf) - 1);
+	if (n <= 0)
+		return -1;
+	buf[n] = 0;
+	return atof(buf);
+}
+
+/* Ask every worker, one after the other; the sum of their replies. */
+static double ask_all(char c)
+{
+	double sum = 0, v;
+	int p;
+
+	for (p = 0; p < nprocs; p++) {
+		v = ask(p, c);
+		if (v < 0)
+			return -1;
+		sum += v;
+	}
+	return sum;
+}
+
+static int start_workers(int (*fn)(int, int, int))
+{
+	int p, cmd[2], out[2];
+	char buf[64];
+
+	for (p = 0; p < nprocs; p++) {
+		if (pipe(cmd) || pipe(out))
+			return -1;
+		workers[p].pid = fork();
+		if (workers[p].pid < 0)
+			return -1;
+		if (!workers[p].pid) {
+			close(cmd[1]);
+			close(out[0]);
+			_exit(fn(p, cmd[0], out[1]));
+		}
+		close(cmd[0]);
+		close(out[1]);
+		workers[p].cmd = cmd[1];
+		workers[p].reply = out[0];
+	}
+	/* Each says when its memory is ready. */
+	for (p = 0; p < nprocs; p++)
+		if (read(workers[p].reply, buf, sizeof(buf)) <= 0)
+			return -1;
+	return 0;
+}
+
+static int stop_workers(void)
+{
+	int p, status, failed = 0;
+
+	for (p = 0; p < nprocs; p++) {
+		if (write(workers[p].cmd, "q", 1) != 1)
+			failed = 1;
+		close(workers[p].cmd);
+		close(workers[p].reply);
+	}
+	for (p = 0; p < nprocs; p++)
+		if (waitpid(workers[p].pid, &status, 0) < 0 ||
+		    !WIFEXITED(status) || WEXITSTATUS(status))
+			failed = 1;
+	return failed;
+}
+
+/* Wait for the next full scan to end; its guest time, or -1. */
+static double next_scan(long limit_s)
+{
+	long scans = ksm_read("full_scans");
+	double t = now();
+
+	while (ksm_read("full_scans") == scans) {
+		if (now() - t > limit_s)
+			return -1;
+		usleep(1000);
+	}
+	return now();
+}
+
+/* S2: ksmd CPU per full scan of memory that no longer changes. */
+static void steady(int kpid, int smart)
+{
+	double cpu0, t0, t1;
+	int i;
+
+	ksm_write("smart_scan", smart);
+	/* Let a scan with the new setting pass, then time three. */
+	if (next_scan(120) < 0 || next_scan(120) < 0)
+		return;
+	cpu0 = task_cpu(kpid);
+	t0 = now();
+	for (i = 0; i < 3; i++)
+		if (next_scan(120) < 0)
+			return;
+	t1 = now();
+	report(smart ? "S2_steady_smart" : "S2_steady_nosmart", "ksmd_cpu_per_scan",
+	       (task_cpu(kpid) - cpu0) / 3, "s");
+	report(smart ? "S2_steady_smart" : "S2_steady_nosmart", "time_per_scan",
+	       (t1 - t0) / 3, "s");
+}
+
+static int bench_mix(void)
+{
+	long counts[3] = { 0 }, want, max_sharing, zmaps, sharing = 0;
+	long slab0, scanned0, i, tracked;
+	double t0, cpu0, limit, t = 0, cow, bad;
+	int kpid, failed;
+
+	for (i = 0; i < npages; i++)
+		counts[kind_of(i)]++;
+	/* Full merging: as ksm_demo computes it. */
+	max_sharing = ksm_read("max_page_sharing");
+	zmaps = counts[ZERO] * nprocs;
+	want = counts[SHARED] * (nprocs - 1);
+	if (zmaps > 1)
+		want += zmaps - (zmaps + max_sharing - 1) / max_sharing;
+
+	if (start_workers(mix_worker))
+		return 1;
+	limit = ask_all('h');
+	report("limit", "hash_all_memory_once", limit, "s");
+
+	kpid = ksmd_pid();
+	slab0 = meminfo_kb("Slab");
+	scanned0 = ksm_read("pages_scanned");
+	ksm_write("pages_to_scan", pages_to_scan);
+	ksm_write("sleep_millisecs", 0);
+	t0 = now();
+	cpu0 = task_cpu(kpid);
+	ksm_write("run", 1);
+	while (sharing < want * 99 / 100 && t < 600) {
+		usleep(50000);
+		t = now() - t0;
+		sharing = ksm_read("pages_sharing");
+		printf("@@SAMPLE %.3f %ld\n", t, sharing);
+	}
+	report("S1_convergence", "time_to_99pct", t, "s");
+	report("S1_convergence", "ksmd_cpu_to_99pct", task_cpu(kpid) - cpu0, "s");
+	report("S1_convergence", "pages_scanned_to_99pct",
+	       ksm_read("pages_scanned") - scanned0, "pages");
+	report("S1_convergence", "sharing_pct_of_attainable",
+	       100.0 * sharing / want, "%");
+	report("S1_convergence", "limit_ratio", t / limit, "x");
+
+	tracked = ksm_tracked();
+	report("S4_metadata", "bytes_per_tracked_page",
+	       (meminfo_kb("Slab") - slab0) * 1024.0 / tracked, "B");
+	report("S4_metadata", "general_profit",
+	       ksm_read("general_profit") / 1048576.0, "MiB");
+
+	steady(kpid, 1);
+	steady(kpid, 0);
+	ksm_write("smart_scan", 1);
+
+	cow = ask_all('w');
+	report("S5_cow", "write_every_merged_page", cow, "s");
+	report("S5_cow", "per_page", cow / (counts[SHARED] * nprocs) * 1e6, "us");
+
+	bad = ask_all('c');
+	failed = stop_workers() || bad;
+	report("check", "pages_wrong", bad, "pages");
+	ksm_write("run", 2);
+	return failed;
+}
+
+/* S3: half of the pages rewritten every millisecond, one of 4 values. */
+static int volatile_worker(int proc, int cmd, int out)
+{
+	long bytes = npages * page_size, i, it;
+	char *mem, c;
+
+	(void)proc;	/* all workers hold the same contents */
+	mem = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (mem == MAP_FAILED)
+		return 2;
+	madvise(mem, bytes, MADV_NOHUGEPAGE);
+	memset(mem, 7, bytes);
+	if (madvise(mem, bytes, MADV_MERGEABLE))
+		return 3;
+	reply(out, 0);
+	/* Until told to stop: a read that does not block once data is there. */
+	for (it = 0;; it++) {
+		struct timespec ts = { 0, 1000000 };
+
+		for (i = npages / 2; i < npages; i++)
+			mem[i * page_size] = it % 4;
+		nanosleep(&ts, NULL);
+		if (it % 64 == 0) {
+			fd_set fds;
+			struct timeval tv = { 0, 0 };
+
+			FD_ZERO(&fds);
+			FD_SET(cmd, &fds);
+			if (select(cmd + 1, &fds, NULL, NULL, &tv) > 0 &&
+			    read(cmd, &c, 1) >= 0)
+				return 0;
+		}
+	}
+}
+
+static long vmstat(const char *name)
+{
+	char key[64];
+	long v, found = -1;
+	FILE *f = fopen("/proc/vmstat", "r");
+
+	while (f && fscanf(f, "%63s %ld", key, &v) == 2)
+		if (!strcmp(key, name))
+			found = v;
+	if (f)
+		fclose(f);
+	return found;
+}
+
+static int bench_volatile(void)
+{
+	long cow0, scans0;
+	double cpu0;
+	int kpid = ksmd_pid();
+
+	if (start_workers(volatile_worker))
+		return 1;
+	ksm_write("pages_to_scan", pages_to_scan);
+	ksm_write("sleep_millisecs", 0);
+	cow0 = vmstat("cow_ksm");
+	scans0 = ksm_read("full_scans");
+	cpu0 = task_cpu(kpid);
+	ksm_write("run", 1);
+	sleep(seconds);
+	report("S3_volatile", "merges_broken_by_cow", vmstat("cow_ksm") - cow0,
+	       "pages");
+	report("S3_volatile", "ksmd_cpu", task_cpu(kpid) - cpu0, "s");
+	report("S3_volatile", "full_scans", ksm_read("full_scans") - scans0,
+	       "scans");
+	report("S3_volatile", "pages_sharing_at_end", ksm_read("pages_sharing"),
+	       "pages");
+	ksm_write("run", 2);
+	return stop_workers();
+}
+
+static void usage(void)
+{
+	fprintf(stderr, "ksm_bench mix|volatile [-n procs] [-m MiB] [-s shared%%]\n"
+		"          [-z zero%%] [-p pages_to_scan] [-t seconds]\n");
+	exit(2);
+}
+
+int main(int argc, char **argv)
+{
+	const char *what;
+	int opt;
+
+	if (argc < 2)
+		usage();
+	what = argv[1];
+	optind = 2;
+	while ((opt = getopt(argc, argv, "n:m:s:z:p:t:")) != -1) {
+		switch (opt) {
+		case 'n':
+			nprocs = atoi(optarg);
+			break;
+		case 'm':
+			mib = atol(optarg);
+			break;
+		case 's':
+			shared_pct = atoi(optarg);
+			break;
+		case 'z':
+			zero_pct = atoi(optarg);
+			break;
+		case 'p':
+			pages_to_scan = atol(optarg);
+			break;
+		case 't':
+			seconds = atol(optarg);
+			break;
+		default:
+			usage();
+		}
+	}
+	if (nprocs < 2 || nprocs > MAX_PROCS || mib < 1)
+		usage();
+	page_size = sysconf(_SC_PAGESIZE);
+	npages = mib * 1024 * 1024 / page_size;
+	/* Start from nothing merged. */
+	if (ksm_write("run", 2)) {
+		fprintf(stderr, "ksm_bench: no KSM: %s\n", strerror(errno));
+		return 1;
+	}
+	if (!strcmp(what, "mix"))
+		return bench_mix();
+	if (!strcmp(what, "volatile"))
+		return bench_volatile();
+	usage();
+	return 2;
+}
