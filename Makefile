@@ -164,7 +164,7 @@ shell: kernel initramfs
 # The same workloads on both kernels, medians and ratios (harness/guest/
 # ksm_bench.c, harness/scripts/bench.py); REPEATS runs each, BENCH_ARGS for
 # ksm_bench mix, comma-separated (e.g. BENCH_ARGS=-n,4,-m,128).
-REPEATS    ?= 3
+REPEATS    ?= 5
 BENCH_ARGS ?= -n,4,-m,128
 bench:
 	@$(MAKE) --no-print-directory kernel KERNEL=baseline DEBUG=0
