@@ -164,8 +164,13 @@ shell: kernel initramfs
 # The same workloads on both kernels, medians and ratios (harness/guest/
 # ksm_bench.c, harness/scripts/bench.py); REPEATS runs each, BENCH_ARGS for
 # ksm_bench mix, comma-separated (e.g. BENCH_ARGS=-n,4,-m,128).
+# BENCH_ICOUNT: the guests' instruction clock (QEMU -icount shift; empty
+# for the host's clock); BENCH_SMP: their vCPUs (default 1 on the
+# instruction clock, 2 on the host's).
 REPEATS    ?= 5
 BENCH_ARGS ?= -n,4,-m,128
+BENCH_ICOUNT ?= 0
+BENCH_SMP  ?=
 bench:
 	@$(MAKE) --no-print-directory kernel KERNEL=baseline DEBUG=0
 	@$(MAKE) --no-print-directory kernel initramfs KERNEL=ours DEBUG=0
@@ -173,7 +178,8 @@ bench:
 		--ours $(BUILD)/obj/ours/arch/x86/boot/bzImage \
 		--baseline $(BUILD)/obj/baseline/arch/x86/boot/bzImage \
 		--out $(BUILD)/bench/$(STAMP) --repeats $(REPEATS) \
-		--args="$(BENCH_ARGS)"
+		--args="$(BENCH_ARGS)" --icount="$(BENCH_ICOUNT)" \
+		$(if $(BENCH_SMP),--smp $(BENCH_SMP))
 
 # Both kernels, one closing line.  The baseline run is the proof that the
 # tests test KSM, not our harness.

@@ -59,6 +59,12 @@ def qemu_cmd(a, accel, suite_interactive):
            "-smp", str(a.smp), "-m", a.mem, "-nodefaults", "-display", "none",
            "-no-reboot", "-kernel", a.kernel, "-initrd", a.initrd,
            "-append", append]
+    if a.icount is not None:
+        # Guest time counts guest instructions (2^shift ns each) and jumps
+        # over idle spells: what the guest measures no longer depends on
+        # how busy the host is.  One host thread runs all vCPUs in turn.
+        cmd += ["-icount", f"shift={a.icount},sleep=off,align=off",
+                "-rtc", "clock=vm"]
     if suite_interactive:
         cmd += ["-serial", "mon:stdio"]
     else:
@@ -244,6 +250,8 @@ def main():
     p.add_argument("--smp", type=int, default=2)
     p.add_argument("--mem", default="2G")
     p.add_argument("--attempts", type=int, default=1)
+    p.add_argument("--icount", type=int, default=None,
+                   help="deterministic guest clock: ns per instruction, log2")
     a = p.parse_args()
     os.makedirs(a.log_dir, exist_ok=True)
     a.log_dir = os.path.abspath(a.log_dir)
