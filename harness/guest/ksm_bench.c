@@ -31,7 +31,7 @@ enum kind { SHARED, ZERO, UNIQUE };
 
 static long page_size, npages;
 static int nprocs = 4, shared_pct = 60, zero_pct = 10;
-static long mib = 64, pages_to_scan = 5000, seconds = 10;
+static long mib = 64, pages_to_scan = 5000, seconds = 20;
 
 struct worker {
 	pid_t pid;
@@ -266,9 +266,9 @@ static void steady(int kpid, int smart)
 static int bench_mix(void)
 {
 	long counts[3] = { 0 }, want, max_sharing, zmaps, sharing = 0;
-	long slab0, scanned0, i, tracked;
+	long slab0, slab, peak = 0, scanned0, i, tracked;
 	double t0, cpu0, limit, t = 0, cow, bad;
-	int kpid, failed;
+	int kpid, failed, late;
 
 	for (i = 0; i < npages; i++)
 		counts[kind_of(i)]++;
@@ -296,6 +296,9 @@ static int bench_mix(void)
 		usleep(50000);
 		t = now() - t0;
 		sharing = ksm_read("pages_sharing");
+		slab = meminfo_kb("Slab");
+		if (slab > peak)
+			peak = slab;
 		printf("@@SAMPLE %.3f %ld\n", t, sharing);
 	}
 	report("S1_convergence", "time_to_99pct", t, "s");
@@ -306,9 +309,18 @@ static int bench_mix(void)
 	       100.0 * sharing / want, "%");
 	report("S1_convergence", "limit_ratio", t / limit, "x");
 
+	/*
+	 * Metadata at a scan boundary, the same point of the cycle on both
+	 * kernels (where S1 stopped is anywhere in a pass); and the most slab
+	 * S1 ever held, for structures that live only within a pass.
+	 */
+	late = next_scan(120) < 0;
 	tracked = ksm_tracked();
+	slab = meminfo_kb("Slab");
 	report("S4_metadata", "bytes_per_tracked_page",
-	       (meminfo_kb("Slab") - slab0) * 1024.0 / tracked, "B");
+	       (slab - slab0) * 1024.0 / tracked, "B");
+	report("S4_metadata", "peak_bytes_per_tracked_page",
+	       ((slab > peak ? slab : peak) - slab0) * 1024.0 / tracked, "B");
 	report("S4_metadata", "general_profit",
 	       ksm_read("general_profit") / 1048576.0, "MiB");
 
@@ -321,19 +333,24 @@ static int bench_mix(void)
 	report("S5_cow", "per_page", cow / (counts[SHARED] * nprocs) * 1e6, "us");
 
 	bad = ask_all('c');
-	failed = stop_workers() || bad;
+	failed = stop_workers() || bad || late;
 	report("check", "pages_wrong", bad, "pages");
 	ksm_write("run", 2);
 	return failed;
 }
 
-/* S3: half of the pages rewritten every millisecond, one of 4 values. */
+/*
+ * S3: half of the pages rewritten every millisecond, all to one of 4
+ * values, drawn anew each round: a scanner that sees a page twice sees
+ * the same value one time in four, and is tempted to merge it.  A cycle
+ * of the 4 values would resonate with the scan period instead, and make
+ * the count swing by 4x from one run to the next.
+ */
 static int volatile_worker(int proc, int cmd, int out)
 {
 	long bytes = npages * page_size, i, it;
 	char *mem, c;
 
-	(void)proc;	/* all workers hold the same contents */
 	mem = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
 		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (mem == MAP_FAILED)
@@ -346,9 +363,10 @@ static int volatile_worker(int proc, int cmd, int out)
 	/* Until told to stop: a read that does not block once data is there. */
 	for (it = 0;; it++) {
 		struct timespec ts = { 0, 1000000 };
+		char value = mix((unsigned long long)proc << 32 | it) % 4;
 
 		for (i = npages / 2; i < npages; i++)
-			mem[i * page_size] = it % 4;
+			mem[i * page_size] = value;
 		nanosleep(&ts, NULL);
 		if (it % 64 == 0) {
 			fd_set fds;
