@@ -27,8 +27,6 @@
 #define MAX_PROCS 32
 #define STEADY_SCANS 6	/* smart scan skips in cycles: time several */
 
-enum kind { SHARED, ZERO, UNIQUE };
-
 static long page_size, npages;
 static int nprocs = 4, shared_pct = 60, zero_pct = 10;
 static long mib = 64, pages_to_scan = 5000, seconds = 20;
@@ -40,27 +38,14 @@ struct worker {
 
 static struct worker workers[MAX_PROCS];
 
-static enum kind kind_of(long i)
+static enum page_kind kind_of(long i)
 {
-	int r = mix(i + 1) % 100;
-
-	if (r < shared_pct)
-		return SHARED;
-	if (r < shared_pct + zero_pct)
-		return ZERO;
-	return UNIQUE;
+	return page_kind(i, shared_pct, zero_pct);
 }
 
 static void fill(unsigned long long *p, long i, int proc)
 {
-	enum kind k = kind_of(i);
-	unsigned long long seed;
-	long w;
-
-	seed = k == SHARED ? mix(i) :
-	       mix(1ULL << 62 | (unsigned long long)proc << 40 | i);
-	for (w = 0; w < page_size / 8; w++)
-		p[w] = k == ZERO ? 0 : mix(seed + w);
+	page_fill(p, page_size, kind_of(i), i, proc);
 }
 
 static void report(const char *scenario, const char *metric, double v,
@@ -125,12 +110,12 @@ static int mix_worker(int proc, int cmd, int out)
 		case 'w':
 			t = now();
 			for (i = 0; i < npages; i++)
-				if (kind_of(i) == SHARED)
+				if (kind_of(i) == PAGE_SHARED)
 					mem[i * page_size + 8] ^= 1;
 			reply(out, now() - t);
 			/* Back as they were, for the final check. */
 			for (i = 0; i < npages; i++)
-				if (kind_of(i) == SHARED)
+				if (kind_of(i) == PAGE_SHARED)
 					mem[i * page_size + 8] ^= 1;
 			break;
 		case 'c': {
@@ -265,19 +250,14 @@ static void steady(int kpid, int smart)
 
 static int bench_mix(void)
 {
-	long counts[3] = { 0 }, want, max_sharing, zmaps, sharing = 0;
+	long counts[PAGE_KINDS] = { 0 }, want, sharing = 0;
 	long slab0, slab, peak = 0, scanned0, i, tracked;
 	double t0, cpu0, limit, t = 0, cow, bad;
 	int kpid, failed, late;
 
 	for (i = 0; i < npages; i++)
 		counts[kind_of(i)]++;
-	/* Full merging: as ksm_demo computes it. */
-	max_sharing = ksm_read("max_page_sharing");
-	zmaps = counts[ZERO] * nprocs;
-	want = counts[SHARED] * (nprocs - 1);
-	if (zmaps > 1)
-		want += zmaps - (zmaps + max_sharing - 1) / max_sharing;
+	want = attainable_sharing(counts, nprocs);
 
 	if (start_workers(mix_worker))
 		return 1;
@@ -330,7 +310,8 @@ static int bench_mix(void)
 
 	cow = ask_all('w');
 	report("S5_cow", "write_every_merged_page", cow, "s");
-	report("S5_cow", "per_page", cow / (counts[SHARED] * nprocs) * 1e6, "us");
+	report("S5_cow", "per_page", cow / (counts[PAGE_SHARED] * nprocs) * 1e6,
+	       "us");
 
 	bad = ask_all('c');
 	failed = stop_workers() || bad || late;

@@ -23,8 +23,6 @@
 
 #define MAX_PROCS 64
 
-enum kind { SHARED, ZERO, UNIQUE };
-
 static long page_size;
 static int nprocs = 4;
 static long mib = 256;
@@ -32,32 +30,9 @@ static int shared_pct = 70, zero_pct = 10;
 static long pages_to_scan = 5000, sleep_ms;
 static long timeout_s = 600;
 
-/* Same sequence in every process, so the kinds line up page for page. */
-static enum kind kind_of(long i)
-{
-	int r = mix(i + 1) % 100;
-
-	if (r < shared_pct)
-		return SHARED;
-	if (r < shared_pct + zero_pct)
-		return ZERO;
-	return UNIQUE;
-}
-
 static void fill(unsigned long long *p, long i, int proc)
 {
-	enum kind k = kind_of(i);
-	unsigned long long seed;
-
-	/* mix() is a bijection: disjoint inputs give disjoint seeds. */
-	if (k == SHARED)
-		seed = mix(i);
-	else
-		seed = mix(1ULL << 62 | (unsigned long long)proc << 40 | i);
-	long w;
-
-	for (w = 0; w < page_size / 8; w++)
-		p[w] = k == ZERO ? 0 : mix(seed + w);
+	page_fill(p, page_size, page_kind(i, shared_pct, zero_pct), i, proc);
 }
 
 static int check(unsigned long long *p, long i, int proc)
@@ -116,7 +91,7 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
-	long npages, i, counts[3] = { 0 }, want, max_sharing, zmaps;
+	long npages, i, counts[PAGE_KINDS] = { 0 }, want;
 	double t0, cpu0, cpu, t;
 	pid_t pids[MAX_PROCS];
 	sigset_t term;
@@ -157,7 +132,7 @@ int main(int argc, char **argv)
 	page_size = sysconf(_SC_PAGESIZE);
 	npages = mib * 1024 * 1024 / page_size;
 	for (i = 0; i < npages; i++)
-		counts[kind_of(i)]++;
+		counts[page_kind(i, shared_pct, zero_pct)]++;
 
 	/*
 	 * What full merging gives: each shared page keeps one copy for all
@@ -165,16 +140,11 @@ int main(int argc, char **argv)
 	 * at most max_page_sharing mappings, so that content needs
 	 * ceil(mappings / max_page_sharing) KSM pages.
 	 */
-	max_sharing = ksm_read("max_page_sharing");
-	if (max_sharing < 2)
-		max_sharing = 256;
-	zmaps = counts[ZERO] * nprocs;
-	want = counts[SHARED] * (nprocs - 1);
-	if (zmaps > 1)
-		want += zmaps - (zmaps + max_sharing - 1) / max_sharing;
+	want = attainable_sharing(counts, nprocs);
 
 	printf("ksm_demo: %d processes x %ld MiB: %ld shared, %ld zero, %ld unique pages each\n",
-	       nprocs, mib, counts[SHARED], counts[ZERO], counts[UNIQUE]);
+	       nprocs, mib, counts[PAGE_SHARED], counts[PAGE_ZERO],
+	       counts[PAGE_UNIQUE]);
 	printf("ksm_demo: attainable pages_sharing %ld (%.0f MiB of %ld MiB)\n",
 	       want, want * (double)page_size / (1 << 20), mib * nprocs);
 	fflush(stdout);

@@ -21,7 +21,6 @@ unsigned long long mix(unsigned long long x)
 	return x ^ (x >> 33);
 }
 
-
 long ksm_read(const char *name)
 {
 	char path[128];
@@ -104,7 +103,6 @@ double now(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-
 /* A line of /proc/meminfo, in kB; -1 if missing. */
 long meminfo_kb(const char *name)
 {
@@ -129,4 +127,48 @@ long ksm_tracked(void)
 {
 	return ksm_read("pages_shared") + ksm_read("pages_sharing") +
 	       ksm_read("pages_unshared") + ksm_read("pages_volatile");
+}
+
+/* Same sequence in every process, so the kinds line up page for page. */
+enum page_kind page_kind(long i, int shared_pct, int zero_pct)
+{
+	int r = mix(i + 1) % 100;
+
+	if (r < shared_pct)
+		return PAGE_SHARED;
+	if (r < shared_pct + zero_pct)
+		return PAGE_ZERO;
+	return PAGE_UNIQUE;
+}
+
+void page_fill(unsigned long long *p, long page_size, enum page_kind k,
+	       long i, int proc)
+{
+	unsigned long long seed;
+	long w;
+
+	/* mix() is a bijection: disjoint inputs give disjoint seeds. */
+	if (k == PAGE_SHARED)
+		seed = mix(i);
+	else
+		seed = mix(1ULL << 62 | (unsigned long long)proc << 40 | i);
+	for (w = 0; w < page_size / 8; w++)
+		p[w] = k == PAGE_ZERO ? 0 : mix(seed + w);
+}
+
+/*
+ * pages_sharing once all is merged: each shared page is kept once, and
+ * the zero pages of all processes fill KSM pages of max_page_sharing.
+ */
+long attainable_sharing(const long counts[PAGE_KINDS], int nprocs)
+{
+	long max_sharing = ksm_read("max_page_sharing");
+	long zmaps = counts[PAGE_ZERO] * nprocs;
+	long want = counts[PAGE_SHARED] * (nprocs - 1);
+
+	if (max_sharing < 2)
+		max_sharing = 256;
+	if (zmaps > 1)
+		want += zmaps - (zmaps + max_sharing - 1) / max_sharing;
+	return want;
 }

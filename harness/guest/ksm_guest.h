@@ -14,4 +14,16 @@ double now(void);				/* monotonic seconds */
 long meminfo_kb(const char *name);		/* a /proc/meminfo line, or -1 */
 long ksm_tracked(void);				/* pages KSM tracks */
 
+/*
+ * The VM-like memory of ksm_demo and ksm_bench: page i of every process
+ * is of the same kind; shared pages hold the same words in every
+ * process, unique pages words of their own, zero pages zeroes.
+ */
+enum page_kind { PAGE_SHARED, PAGE_ZERO, PAGE_UNIQUE, PAGE_KINDS };
+
+enum page_kind page_kind(long i, int shared_pct, int zero_pct);
+void page_fill(unsigned long long *p, long page_size, enum page_kind k,
+	       long i, int proc);
+long attainable_sharing(const long counts[PAGE_KINDS], int nprocs);
+
 #endif /* KSM_GUEST_H */
