@@ -7,10 +7,12 @@
 #   make check            every test on one kernel (KERNEL=ours|baseline)
 #   make shell            boot to an interactive shell in the guest
 #   make kernel           just build
+#   make bench            the same workloads on both kernels, ratios, a plot
 #
 # Variables: KERNEL=ours|baseline  DEBUG=1 (KASAN, lockdep, DEBUG_VM...)
 #            ACCEL=tcg|kvm|auto     JOBS=N  TIMEOUT=seconds  MEM=2G  SMP=2
 #            APPEND="kernel args"   DEMO="ksm_demo args"  BUILD=dir
+#            REPEATS=5  BENCH_ARGS=-n,4,-m,128  BENCH_ICOUNT=0  BENCH_SMP=
 
 KERNEL  ?= ours
 DEBUG   ?= 0
