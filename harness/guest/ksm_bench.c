@@ -29,7 +29,7 @@
 
 static long page_size, npages;
 static int nprocs = 4, shared_pct = 60, zero_pct = 10;
-static long mib = 64, pages_to_scan = 5000, seconds = 20;
+static long mib = 64, pages_to_scan = 5000, seconds = 10;
 
 struct worker {
 	pid_t pid;
