@@ -9,9 +9,9 @@ results.json, results.csv and a plot of pages_sharing over time.
 
 By default the guests keep time by counting instructions (QEMU -icount):
 under plain TCG a guest's clock is the host's, and this host's noise moved
-single figures by 30%.  With the instruction clock a figure repeats to a
-few parts in a thousand, whatever else the host does, so both guests boot
-at once.  Round-robin TCG makes a cross-CPU TLB flush wait for the next
+single figures by 30%.  With the instruction clock most figures repeat
+to 1%, whatever else the host does (S3's broken merges, a race by
+nature, to 10-25%), so both guests boot at once.  Round-robin TCG makes a cross-CPU TLB flush wait for the next
 timer tick, which no real machine does, so these guests get one vCPU:
 ksmd shares it with the workload, as on a busy host.
 """
