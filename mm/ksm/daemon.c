@@ -42,6 +42,24 @@ static DECLARE_WAIT_QUEUE_HEAD(ksmd_pause);	/* between two batches */
 
 /* Set while memory goes offline: KSM pages there must not be looked at. */
 bool ksm_offlining;
+static DECLARE_WAIT_QUEUE_HEAD(ksm_offline_wait);
+
+/**
+ * ksm_wait_while_offlining() - hold off until memory offlining is over
+ *
+ * For knob writes that change the trees, as 6.12 does.
+ *
+ * Context: ksm_lock held; dropped while waiting.
+ */
+void ksm_wait_while_offlining(void)
+{
+	lockdep_assert_held(&ksm_lock);
+	while (ksm_offlining) {
+		mutex_unlock(&ksm_lock);
+		wait_event(ksm_offline_wait, !READ_ONCE(ksm_offlining));
+		mutex_lock(&ksm_lock);
+	}
+}
 
 static bool ksmd_should_scan(void)
 {
@@ -132,6 +150,7 @@ static int ksm_memory_callback(struct notifier_block *nb, unsigned long action,
 					 mn->start_pfn + mn->nr_pages);
 		WRITE_ONCE(ksm_offlining, false);
 		mutex_unlock(&ksm_lock);
+		wake_up_all(&ksm_offline_wait);
 		ksm_daemon_wake();
 		break;
 	}

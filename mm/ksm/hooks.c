@@ -154,9 +154,15 @@ static bool fits_in_place(struct folio *folio, struct vm_area_struct *vma,
 {
 	struct anon_vma *anon_vma = folio_anon_vma(folio);
 
+	/*
+	 * A KSM page goes back in place only where rmap will find it: not
+	 * after mremap() carried its swap entry elsewhere, nor in a range
+	 * that stopped being mergeable and whose slots were forgotten.
+	 */
 	if (folio_test_ksm(folio))
 		return folio_raw_mapping(folio) &&
-		       READ_ONCE(ksm_knobs.run) != KSM_RUN_UNMERGE;
+		       READ_ONCE(ksm_knobs.run) != KSM_RUN_UNMERGE &&
+		       ksm_stable_maps(ksm_folio_stable(folio), vma, addr);
 	/* Not anonymous, or a page of this VMA's own anon_vma tree at its index. */
 	return !anon_vma ||
 	       (folio->index == linear_page_index(vma, addr) &&

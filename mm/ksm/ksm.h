@@ -39,13 +39,14 @@ struct ksm_cand {
 	u8 age;		/* visits the page stayed unmerged, saturating */
 	u8 skip;	/* visits still to skip (smart scan) */
 	u8 flips;	/* how often it changed lately, saturating */
+	bool unshared;	/* put in the unstable tree, not visited since */
 };
 
 /* Value entries have BITS_PER_LONG - 1 bits: the signature takes what is left. */
 #define KSM_CAND_AGE_BITS	5
 #define KSM_CAND_SKIP_BITS	4
 #define KSM_CAND_FLIPS_BITS	3
-#define KSM_CAND_SIG_BITS	(BITS_PER_LONG == 64 ? 32 : 19)
+#define KSM_CAND_SIG_BITS	(BITS_PER_LONG == 64 ? 32 : 18)
 #define KSM_CAND_AGE_MAX	((1U << KSM_CAND_AGE_BITS) - 1)
 #define KSM_CAND_SKIP_MAX	((1U << KSM_CAND_SKIP_BITS) - 1)
 #define KSM_CAND_FLIPS_MAX	((1U << KSM_CAND_FLIPS_BITS) - 1)
@@ -53,7 +54,8 @@ struct ksm_cand {
 #define KSM_CAND_AGE_SHIFT	KSM_CAND_SIG_BITS
 #define KSM_CAND_SKIP_SHIFT	(KSM_CAND_AGE_SHIFT + KSM_CAND_AGE_BITS)
 #define KSM_CAND_FLIPS_SHIFT	(KSM_CAND_SKIP_SHIFT + KSM_CAND_SKIP_BITS)
-static_assert(KSM_CAND_FLIPS_SHIFT + KSM_CAND_FLIPS_BITS <= BITS_PER_XA_VALUE);
+#define KSM_CAND_UNSHARED_SHIFT	(KSM_CAND_FLIPS_SHIFT + KSM_CAND_FLIPS_BITS)
+static_assert(KSM_CAND_UNSHARED_SHIFT + 1 <= BITS_PER_XA_VALUE);
 
 /* Pack a candidate into an xarray value entry; out-of-range fields clamp. */
 static inline void *ksm_cand_entry(struct ksm_cand c)
@@ -66,6 +68,7 @@ static inline void *ksm_cand_entry(struct ksm_cand c)
 	     KSM_CAND_SKIP_SHIFT;
 	v |= (unsigned long)min_t(unsigned int, c.flips, KSM_CAND_FLIPS_MAX) <<
 	     KSM_CAND_FLIPS_SHIFT;
+	v |= (unsigned long)c.unshared << KSM_CAND_UNSHARED_SHIFT;
 	return xa_mk_value(v);
 }
 
@@ -78,6 +81,7 @@ static inline struct ksm_cand ksm_entry_cand(const void *entry)
 		.age = (v >> KSM_CAND_AGE_SHIFT) & KSM_CAND_AGE_MAX,
 		.skip = (v >> KSM_CAND_SKIP_SHIFT) & KSM_CAND_SKIP_MAX,
 		.flips = (v >> KSM_CAND_FLIPS_SHIFT) & KSM_CAND_FLIPS_MAX,
+		.unshared = (v >> KSM_CAND_UNSHARED_SHIFT) & 1,
 	};
 }
 
@@ -90,22 +94,22 @@ static inline u32 ksm_sig_fold(u64 sig)
 	return (u32)(sig ^ sig >> 32) & (BIT(KSM_CAND_SIG_BITS) - 1);
 }
 
-struct ksm_stable;
+struct ksm_sharer;
 
 enum ksm_track_state {
 	KSM_UNTRACKED,		/* no slot: never seen, or forgotten */
 	KSM_CANDIDATE,		/* value entry */
-	KSM_MERGED,		/* pointer to a stable node */
+	KSM_MERGED,		/* pointer to its sharer entry */
 };
 
 /* track.c */
 enum ksm_track_state ksm_track_load(struct xarray *pages, unsigned long addr,
 				    struct ksm_cand *cand,
-				    struct ksm_stable **stable);
+				    struct ksm_sharer **sharer);
 int ksm_track_store_cand(struct xarray *pages, unsigned long addr,
 			 struct ksm_cand cand, gfp_t gfp);
-int ksm_track_store_merged(struct xarray *pages, unsigned long addr,
-			   struct ksm_stable *stable, gfp_t gfp);
+void ksm_track_store_sharer(struct xarray *pages, unsigned long addr,
+			    struct ksm_sharer *sharer);
 void ksm_track_forget(struct xarray *pages, unsigned long addr);
 bool ksm_cand_skip(struct ksm_cand *cand, bool smart);
 void ksm_cand_broken(struct ksm_cand *cand, u32 sig, bool smart);
@@ -197,41 +201,49 @@ extern struct mutex ksm_lock;
 
 /*
  * A registered mm: one per mm with MMF_VM_MERGEABLE.  When the mm exits,
- * it leaves the hash for the dead list; ksmd forgets its pages, and frees
- * it at the end of the pass, once the unstable tree no longer names it.
+ * it leaves the hash for the dead list; ksmd forgets its pages and frees
+ * it at once, or at the end of the pass if unstable nodes still name it.
  */
 struct ksm_mm {
 	struct mm_struct *mm;		/* mmgrab()bed until freed */
 	struct hlist_node hash;		/* in the registry, by mm */
 	struct list_head scan;		/* in ksm_mm_list, in scan order */
 	struct xarray pages;		/* tracked pages (track.c) */
+	unsigned int unodes;		/* unstable nodes naming it */
 	bool dead;			/* the mm exited */
 };
 
 /*
  * A sharer: a tracked page mapped to a KSM page.  Its anon_vma is where
  * rmap walks find the mapping, and in forked children the copies of it.
+ * The page's slot points here, so that a sharer leaves in constant time;
+ * sharers move only under ksm_lock, which then updates their slots.
  */
 struct ksm_sharer {
+	struct ksm_stable *stable;
 	struct ksm_mm *kmm;
 	struct anon_vma *anon_vma;	/* referenced */
 	unsigned long addr;
 };
 
 /*
- * A stable node: one KSM page, in the stable tree while its page lives.
- * The page's ->mapping points here; the node lives on while a tracked
- * slot points to it (nr sharers) or its page lives.  Sharers change only
- * under ksm_lock and, while the page lives, its folio lock, which is
- * what rmap walks hold.
+ * A stable node: one KSM page, in the stable tree of its NUMA node (or
+ * the one tree) while its page lives.  The page's ->mapping points here;
+ * the node lives on while a sharer names it or its page lives.  Sharers
+ * change only under ksm_lock and, while the page lives, its folio lock,
+ * which is what rmap walks hold.  A node whose last sharer left while
+ * its page lived is an orphan: the end of the pass looks at it again.
  */
 struct ksm_stable {
 	struct ksm_tnode tn;
 	unsigned long kpfn;		/* follows migration */
-	struct ksm_sharer *sharers;
+	struct ksm_sharer *sharers;	/* kvmalloc()ed array */
 	unsigned int nr;
 	unsigned int cap;
 	u64 twins;			/* the same for KSM pages of equal contents */
+	struct ksm_stable *orphan_next;	/* on the orphans list */
+	int nid;			/* the tree it is in */
+	bool orphan;			/* on the orphans list */
 };
 
 /*
@@ -251,14 +263,17 @@ unsigned long ksm_mm_forget_range(struct ksm_mm *kmm, unsigned long start,
 int ksm_unmerge_all(void);
 void ksm_reap_dead(void);
 void ksm_free_graveyard(void);
+void ksm_mm_put_unode(struct ksm_mm *kmm);
 
 /* scan.c */
 void ksm_scan_batch(unsigned int budget);
 void ksm_scan_mm_gone(struct ksm_mm *kmm);
 void ksm_scan_restart(void);
+void ksm_advisor_reset(void);
 
 /* daemon.c */
 void ksm_daemon_wake(void);
+void ksm_wait_while_offlining(void);
 extern bool ksm_offlining;
 
 /* The stable node of a KSM folio; NULL while it has none. */
@@ -276,14 +291,20 @@ int ksm_stable_init(void);
 struct ksm_stable *ksm_stable_new(void);
 void ksm_stable_free(struct ksm_stable *s);
 void ksm_stable_bind(struct ksm_stable *s, struct folio *folio);
+void ksm_stable_unbind(struct ksm_stable *s, struct folio *folio);
 struct folio *ksm_stable_folio(struct ksm_stable *s, bool lock);
 struct ksm_stable *ksm_stable_find(u64 key, const void *content, int nid);
 void ksm_stable_insert(struct ksm_stable *s, u64 key, int nid);
-int ksm_stable_add(struct ksm_stable *s, struct ksm_mm *kmm,
-		   unsigned long addr, struct anon_vma *anon_vma);
-void ksm_stable_drop(struct ksm_stable *s, struct ksm_mm *kmm,
-		     unsigned long addr);
+int ksm_stable_reserve(struct ksm_stable *s);
+void ksm_stable_add(struct ksm_stable *s, struct ksm_mm *kmm,
+		    unsigned long addr, struct anon_vma *anon_vma);
+void ksm_stable_drop(struct ksm_sharer *sh);
+void ksm_stable_moved(struct ksm_stable *s, struct folio *folio);
+void ksm_stable_end_pass(void);
 void ksm_stable_prune(unsigned long start_pfn, unsigned long end_pfn);
+int ksm_stable_remove_all(void);
+bool ksm_stable_maps(struct ksm_stable *s, struct vm_area_struct *vma,
+		     unsigned long addr);
 int ksm_tree_nid(struct page *page);
 
 /* unstable.c: this pass's candidates */
@@ -303,7 +324,7 @@ void ksm_unstable_reset(void);
 /* merge.c */
 struct vm_area_struct *ksm_vma(struct mm_struct *mm, unsigned long addr);
 struct page *ksm_lookup_page(struct vm_area_struct *vma, unsigned long addr);
-void ksm_merge_page(struct ksm_mm *kmm, unsigned long addr, struct page *page);
+bool ksm_merge_page(struct ksm_mm *kmm, unsigned long addr, struct page *page);
 void ksm_attach_page(struct ksm_mm *kmm, unsigned long addr,
 		     struct page *page);
 

@@ -44,7 +44,7 @@ struct vm_area_struct *ksm_vma(struct mm_struct *mm, unsigned long addr)
  * @addr: the address
  *
  * Return: the page, referenced; NULL if none is mapped there, or if it is
- * a KSM page or not anonymous.
+ * a KSM page, device memory or not anonymous.
  */
 struct page *ksm_lookup_page(struct vm_area_struct *vma, unsigned long addr)
 {
@@ -55,7 +55,8 @@ struct page *ksm_lookup_page(struct vm_area_struct *vma, unsigned long addr)
 	folio = folio_walk_start(&fw, vma, addr, 0);
 	if (!folio)
 		return NULL;
-	if (folio_test_anon(folio) && !folio_test_ksm(folio)) {
+	if (folio_test_anon(folio) && !folio_test_ksm(folio) &&
+	    !folio_is_zone_device(folio)) {
 		page = fw.page;
 		folio_get(folio);
 	}
@@ -226,6 +227,13 @@ static int merge_into(struct vm_area_struct *vma, unsigned long addr,
 	/* Write-protected now: what we compare is what gets shared. */
 	if (kpage ? pages_identical(page, kpage) : page_is_zero(page))
 		err = replace_pte(vma, addr, page, kpage, orig);
+	/*
+	 * MADV_FREE may have made a KSM page of one mapping lazy and clean:
+	 * now that it holds this page's data too, reclaim must not drop it.
+	 * Its lock, held, keeps MADV_FREE off until the new mapping counts.
+	 */
+	if (!err && kpage)
+		folio_mark_dirty(page_folio(kpage));
 unlock:
 	folio_unlock(folio);
 	return err;
@@ -247,34 +255,40 @@ static struct folio *make_ksm(struct vm_area_struct *vma, unsigned long addr,
 		folio_unlock(folio);
 		return NULL;
 	}
+	/*
+	 * Reclaim frees a clean anonymous page that MADV_FREE made lazy
+	 * without writing it out: once shared, it holds its twins' data too.
+	 */
+	folio_mark_dirty(folio);
 	ksm_stable_bind(s, folio);
 	return folio;
 }
 
 /* Record that @addr of @kmm maps the KSM page of @s (its folio locked). */
-static int add_sharer(struct ksm_stable *s, struct ksm_mm *kmm,
-		      struct vm_area_struct *vma, unsigned long addr)
+static void add_sharer(struct ksm_stable *s, struct ksm_mm *kmm,
+		       struct vm_area_struct *vma, unsigned long addr)
 {
 	get_anon_vma(vma->anon_vma);
-	return ksm_stable_add(s, kmm, addr, vma->anon_vma);
+	ksm_stable_add(s, kmm, addr, vma->anon_vma);
 }
 
-/* The slot follows: it exists since the page was visited, so no memory. */
-static void set_merged(struct ksm_stable *s, struct ksm_mm *kmm,
-		       unsigned long addr)
+/* Is @addr of @kmm a candidate, its slot there to take a sharer? */
+static bool is_candidate(struct ksm_mm *kmm, unsigned long addr)
 {
-	if (ksm_track_store_merged(&kmm->pages, addr, s, GFP_KERNEL))
-		ksm_stable_drop(s, kmm, addr);
+	struct ksm_sharer *sh;
+	struct ksm_cand cand;
+
+	return ksm_track_load(&kmm->pages, addr, &cand, &sh) == KSM_CANDIDATE;
 }
 
-/* Merge @page into the KSM page of @s. */
-static void merge_stable(struct ksm_mm *kmm, unsigned long addr,
+/* Merge @page into the KSM page of @s; false if that could not be done. */
+static bool merge_stable(struct ksm_mm *kmm, unsigned long addr,
 			 struct page *page, struct ksm_stable *s)
 {
 	struct mm_struct *mm = kmm->mm;
 	struct vm_area_struct *vma;
 	struct folio *kfolio;
-	int err = -EAGAIN;
+	bool merged = false;
 
 	mmap_read_lock(mm);
 	vma = ksm_vma(mm, addr);
@@ -283,24 +297,64 @@ static void merge_stable(struct ksm_mm *kmm, unsigned long addr,
 	kfolio = ksm_stable_folio(s, true);
 	if (IS_ERR_OR_NULL(kfolio))
 		goto unlock_mm;
-	if (READ_ONCE(ksm_knobs.merge_across_nodes) ||
-	    folio_nid(kfolio) == page_to_nid(page)) {
-		err = merge_into(vma, addr, page, folio_page(kfolio, 0));
-		if (!err)
-			err = add_sharer(s, kmm, vma, addr);
+	/* Room first: once the pte points to the KSM page, rmap must see it. */
+	if ((READ_ONCE(ksm_knobs.merge_across_nodes) ||
+	     folio_nid(kfolio) == page_to_nid(page)) &&
+	    !ksm_stable_reserve(s) &&
+	    !merge_into(vma, addr, page, folio_page(kfolio, 0))) {
+		add_sharer(s, kmm, vma, addr);
+		merged = true;
 	}
 	folio_unlock(kfolio);
 	folio_put(kfolio);
 unlock_mm:
 	mmap_read_unlock(mm);
-	if (!err)
-		set_merged(s, kmm, addr);
+	return merged;
+}
+
+/*
+ * The twin of a new KSM page did not follow: give the page at @addr of
+ * @kmm a private copy again, as if the KSM page had never been, rather
+ * than keep a KSM page of one mapping.  Return false if it still maps
+ * the KSM page (it forked meanwhile, or memory ran out).
+ */
+static bool unmake_ksm(struct ksm_mm *kmm, unsigned long addr,
+		       struct ksm_stable *s, struct folio *kfolio)
+{
+	struct mm_struct *mm = kmm->mm;
+	struct vm_area_struct *vma;
+	struct ksm_cand cand = { };
+	struct ksm_sharer *sh;
+	bool unmapped;
+	void *kaddr;
+
+	mmap_read_lock(mm);
+	vma = vma_lookup(mm, addr);
+	if (vma && vma->anon_vma)
+		ksm_break_range(vma, addr, addr + PAGE_SIZE);
+	mmap_read_unlock(mm);
+
+	folio_lock(kfolio);
+	unmapped = ksm_folio_stable(kfolio) == s && !folio_mapped(kfolio);
+	folio_unlock(kfolio);
+	if (!unmapped ||
+	    ksm_track_load(&kmm->pages, addr, &cand, &sh) != KSM_MERGED ||
+	    sh->stable != s)
+		return false;
+	/* The copy holds what the KSM page holds: it may merge next pass. */
+	kaddr = kmap_local_folio(kfolio, 0);
+	cand = (struct ksm_cand) { .sig = ksm_sig_fold(ksm_content_sig(kaddr)) };
+	kunmap_local(kaddr);
+	ksm_stable_drop(sh);
+	ksm_track_store_cand(&kmm->pages, addr, cand, GFP_KERNEL);
+	/* No sharer, nothing maps it: the end of the pass frees the node. */
+	return true;
 }
 
 /*
  * Merge @page with its twin in the unstable tree, @u: @page becomes a
  * KSM page, the twin maps it, and it joins the stable tree.  Should the
- * twin not follow, the KSM page stays, with one sharer, for others to find.
+ * twin not follow, @page gets a private copy back.
  */
 static void merge_pair(struct ksm_mm *kmm, unsigned long addr,
 		       struct page *page, struct ksm_unode *u, u64 key,
@@ -313,7 +367,7 @@ static void merge_pair(struct ksm_mm *kmm, unsigned long addr,
 	struct folio *kfolio = NULL;
 	struct page *tpage;
 	struct ksm_stable *s;
-	int err = -EAGAIN;
+	bool twin = false;
 
 	/* Whatever comes of it, the twin leaves the unstable tree. */
 	ksm_unstable_erase(u, nid);
@@ -323,15 +377,10 @@ static void merge_pair(struct ksm_mm *kmm, unsigned long addr,
 
 	mmap_read_lock(mm);
 	vma = ksm_vma(mm, addr);
-	if (vma)
+	if (vma && !ksm_stable_reserve(s))
 		kfolio = make_ksm(vma, addr, page, s);
 	if (kfolio) {
-		if (add_sharer(s, kmm, vma, addr)) {
-			/* Still no sharer: the node goes with the folio. */
-			folio_unlock(kfolio);
-			mmap_read_unlock(mm);
-			goto insert;
-		}
+		add_sharer(s, kmm, vma, addr);
 		folio_unlock(kfolio);
 	}
 	mmap_read_unlock(mm);
@@ -339,29 +388,29 @@ static void merge_pair(struct ksm_mm *kmm, unsigned long addr,
 		ksm_stable_free(s);	/* no page ever named it */
 		return;
 	}
-	set_merged(s, kmm, addr);
 
 	mm = tkmm->mm;
 	if (READ_ONCE(tkmm->dead) || !mmget_not_zero(mm))
-		goto insert;
+		goto failed;
 	mmap_read_lock(mm);
 	vma = ksm_vma(mm, taddr);
-	tpage = vma ? ksm_lookup_page(vma, taddr) : NULL;
+	tpage = vma && is_candidate(tkmm, taddr) ?
+		ksm_lookup_page(vma, taddr) : NULL;
 	if (tpage) {
 		folio_lock(kfolio);
-		if (ksm_folio_stable(kfolio) == s) {
-			err = merge_into(vma, taddr, tpage, page);
-			if (!err)
-				err = add_sharer(s, tkmm, vma, taddr);
+		if (ksm_folio_stable(kfolio) == s && !ksm_stable_reserve(s) &&
+		    !merge_into(vma, taddr, tpage, page)) {
+			add_sharer(s, tkmm, vma, taddr);
+			twin = true;
 		}
 		folio_unlock(kfolio);
 		put_page(tpage);
 	}
 	mmap_read_unlock(mm);
 	mmput_async(mm);	/* async: ksm_lock is held */
-	if (!err)
-		set_merged(s, tkmm, taddr);
-insert:
+failed:
+	if (!twin && unmake_ksm(kmm, addr, s, kfolio))
+		return;
 	ksm_stable_insert(s, key, nid);
 }
 
@@ -390,8 +439,9 @@ static void merge_zero(struct ksm_mm *kmm, unsigned long addr,
  * @page: the page, referenced; not a KSM page
  *
  * Context: ksm_lock held, no mmap lock.
+ * Return: true if the page went into the unstable tree to wait for a twin.
  */
-void ksm_merge_page(struct ksm_mm *kmm, unsigned long addr, struct page *page)
+bool ksm_merge_page(struct ksm_mm *kmm, unsigned long addr, struct page *page)
 {
 	struct ksm_stable *s;
 	struct ksm_unode *u;
@@ -405,19 +455,22 @@ void ksm_merge_page(struct ksm_mm *kmm, unsigned long addr, struct page *page)
 	if (!key && READ_ONCE(ksm_knobs.use_zero_pages)) {
 		kunmap_local(content);
 		merge_zero(kmm, addr, page);
-		return;
+		return false;
 	}
 	nid = ksm_tree_nid(page);
 	s = ksm_stable_find(key, content, nid);
 	if (s) {
 		kunmap_local(content);
-		merge_stable(kmm, addr, page, s);
-		return;
+		if (merge_stable(kmm, addr, page, s))
+			return false;
+		/* As 6.12: a KSM page that could not be had leaves the twins. */
+		content = kmap_local_page(page);
 	}
 	u = ksm_unstable_find(key, content, page, nid, &inserted, kmm, addr);
 	kunmap_local(content);
 	if (u)
 		merge_pair(kmm, addr, page, u, key, nid);
+	return inserted;
 }
 
 /**
@@ -437,9 +490,8 @@ void ksm_attach_page(struct ksm_mm *kmm, unsigned long addr,
 	struct folio *folio = page_folio(page);
 	struct mm_struct *mm = kmm->mm;
 	struct vm_area_struct *vma;
-	struct ksm_stable *s = NULL;
+	struct ksm_stable *s;
 	struct folio_walk fw;
-	int err = -EAGAIN;
 
 	mmap_read_lock(mm);
 	vma = ksm_vma(mm, addr);
@@ -447,18 +499,20 @@ void ksm_attach_page(struct ksm_mm *kmm, unsigned long addr,
 		goto unlock_mm;
 	folio_lock(folio);
 	s = ksm_folio_stable(folio);
-	if (s) {
+	if (s && !ksm_stable_reserve(s)) {
 		/* Still mapped there? */
 		struct folio *mapped = folio_walk_start(&fw, vma, addr, 0);
 
 		if (mapped)
 			folio_walk_end(&fw, vma);
+		/*
+		 * Forks go over max_page_sharing, as in 6.12: the mapping
+		 * exists already, and rmap must keep finding it.
+		 */
 		if (mapped == folio)
-			err = add_sharer(s, kmm, vma, addr);
+			add_sharer(s, kmm, vma, addr);
 	}
 	folio_unlock(folio);
 unlock_mm:
 	mmap_read_unlock(mm);
-	if (!err)
-		set_merged(s, kmm, addr);
 }

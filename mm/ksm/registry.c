@@ -105,34 +105,56 @@ void __ksm_exit(struct mm_struct *mm)
 	trace_ksm_exit(mm);
 }
 
+static void kmm_free(struct ksm_mm *kmm)
+{
+	mmdrop(kmm->mm);
+	kmem_cache_free(ksm_mm_cache, kmm);
+}
+
 /**
- * ksm_reap_dead() - forget the pages of the mms that exited
+ * ksm_reap_dead() - forget the pages of the mms that exited, and free them
  *
- * They stay allocated until the pass ends: the unstable tree may name
- * them.
+ * An mm that unstable nodes still name waits for the end of the pass.
  *
  * Context: ksm_lock held.
  */
 void ksm_reap_dead(void)
 {
-	struct ksm_mm *kmm;
+	struct ksm_mm *kmm, *next;
 	LIST_HEAD(dead);
 
 	lockdep_assert_held(&ksm_lock);
 	spin_lock(&ksm_mm_lock);
 	list_splice_init(&ksm_dead_list, &dead);
 	spin_unlock(&ksm_mm_lock);
-	list_for_each_entry(kmm, &dead, scan) {
+	list_for_each_entry_safe(kmm, next, &dead, scan) {
 		ksm_mm_forget_range(kmm, 0, ULONG_MAX);
 		xa_destroy(&kmm->pages);
+		list_del(&kmm->scan);
+		if (kmm->unodes)
+			list_add_tail(&kmm->scan, &ksm_graveyard);
+		else
+			kmm_free(kmm);
 	}
-	list_splice_tail(&dead, &ksm_graveyard);
+}
+
+/**
+ * ksm_mm_put_unode() - an unstable node that named an mm is gone
+ * @kmm: the mm it named
+ *
+ * Context: ksm_lock held.
+ */
+void ksm_mm_put_unode(struct ksm_mm *kmm)
+{
+	lockdep_assert_held(&ksm_lock);
+	WARN_ON_ONCE(!kmm->unodes);
+	kmm->unodes--;
 }
 
 /**
  * ksm_free_graveyard() - free the exited mms, at the end of a pass
  *
- * Context: ksm_lock held.
+ * Context: ksm_lock held, the unstable tree empty.
  */
 void ksm_free_graveyard(void)
 {
@@ -140,9 +162,9 @@ void ksm_free_graveyard(void)
 
 	lockdep_assert_held(&ksm_lock);
 	list_for_each_entry_safe(kmm, next, &ksm_graveyard, scan) {
+		WARN_ON_ONCE(kmm->unodes);
 		list_del(&kmm->scan);
-		mmdrop(kmm->mm);
-		kmem_cache_free(ksm_mm_cache, kmm);
+		kmm_free(kmm);
 	}
 }
 
@@ -169,9 +191,11 @@ unsigned long ksm_mm_forget_range(struct ksm_mm *kmm, unsigned long start,
 	xa_for_each_range(&kmm->pages, index, entry, start >> PAGE_SHIFT,
 			  (end - 1) >> PAGE_SHIFT) {
 		if (!xa_is_value(entry))
-			ksm_stable_drop(entry, kmm, index << PAGE_SHIFT);
-		xa_erase(&kmm->pages, index);
-		n++;
+			ksm_stable_drop(entry);
+		ksm_track_forget(&kmm->pages, index << PAGE_SHIFT);
+		/* An exiting mm of millions of pages must not hog the CPU. */
+		if (!(++n % 512))
+			cond_resched();
 	}
 	if (n) {
 		kmm->mm->ksm_rmap_items -= n;
@@ -420,6 +444,11 @@ int ksm_unmerge_all(void)
 	spin_unlock(&ksm_mm_lock);
 	ksm_reap_dead();
 	ksm_scan_restart();
+	/* As 6.12: KSM pages that nothing maps leave the trees; count anew. */
+	if (!err) {
+		ksm_stable_remove_all();
+		ksm_stats.full_scans = 0;
+	}
 	return err;
 }
 

@@ -5,6 +5,8 @@
  */
 #include <linux/highmem.h>
 #include <linux/pagewalk.h>
+#include <linux/ktime.h>
+#include <linux/sched/cputime.h>
 #include <linux/sched/mm.h>
 #include <linux/swap.h>
 #include <linux/swapops.h>
@@ -111,7 +113,8 @@ static int batch_pmd_entry(pmd_t *pmd, unsigned long addr, unsigned long next,
 		return 0;	/* a page table: the ptes follow */
 	walk->action = ACTION_CONTINUE;
 	folio = pmd_present(*pmd) ? page_folio(pmd_page(*pmd)) : NULL;
-	if (folio && folio_test_anon(folio) && !is_huge_zero_folio(folio)) {
+	if (folio && folio_test_anon(folio) && !is_huge_zero_folio(folio) &&
+	    !folio_is_zone_device(folio)) {
 		for (; addr < next && !ret; addr += PAGE_SIZE)
 			ret = batch_add(b, addr, NULL, SEEN_LARGE,
 					addr + PAGE_SIZE);
@@ -137,7 +140,8 @@ static int batch_pte_entry(pte_t *pte, unsigned long addr, unsigned long next,
 	if (!page)
 		return 0;
 	folio = page_folio(page);
-	if (!folio_test_anon(folio))
+	/* Device memory is not ours to merge, even when mapped like RAM. */
+	if (!folio_test_anon(folio) || folio_is_zone_device(folio))
 		return 0;
 	if (folio_test_large(folio))
 		return batch_add(b, addr, NULL, SEEN_LARGE, next);
@@ -169,19 +173,22 @@ static void visit_page(struct ksm_mm *kmm, unsigned long addr,
 		       struct page *page)
 {
 	struct folio *folio = page_folio(page);
-	struct ksm_stable *stable;
 	enum ksm_track_state state;
+	struct ksm_sharer *sh;
 	struct ksm_cand cand;
 	bool smart, ready;
 
 	ksm_stats.pages_scanned++;
 	smart = READ_ONCE(ksm_knobs.smart_scan);
-	state = ksm_track_load(&kmm->pages, addr, &cand, &stable);
+	state = ksm_track_load(&kmm->pages, addr, &cand, &sh);
 	if (state == KSM_MERGED) {
-		if (ksm_folio_stable(folio) == stable)
-			return;		/* still merged */
+		if (ksm_folio_stable(folio) == sh->stable) {
+			/* Still merged; the node follows a migrated page. */
+			ksm_stable_moved(sh->stable, folio);
+			return;
+		}
 		/* Written to, or unmerged, since: a candidate again. */
-		ksm_stable_drop(stable, kmm, addr);
+		ksm_stable_drop(sh);
 		cand = (struct ksm_cand) { };
 		if (!folio_test_ksm(folio)) {
 			ksm_cand_broken(&cand, page_sig(page), smart);
@@ -207,20 +214,27 @@ static void visit_page(struct ksm_mm *kmm, unsigned long addr,
 		return;
 	}
 	if (folio_test_ksm(folio)) {
+		cand.unshared = false;
+		ksm_track_store_cand(&kmm->pages, addr, cand, GFP_KERNEL);
 		ksm_attach_page(kmm, addr, page);
 		return;
 	}
+	/* Skipped pages still count as unshared, as in 6.12. */
 	if (ksm_cand_skip(&cand, smart)) {
 		ksm_stats.pages_skipped++;
 		ksm_track_store_cand(&kmm->pages, addr, cand, GFP_KERNEL);
 		return;
 	}
+	/* A new pass: the unstable tree it was put in is gone. */
+	cand.unshared = false;
 
 	ready = ksm_cand_settle(&cand, page_sig(page), smart);
 	/* The slot exists: overwriting it allocates nothing. */
 	ksm_track_store_cand(&kmm->pages, addr, cand, GFP_KERNEL);
-	if (ready)
-		ksm_merge_page(kmm, addr, page);
+	if (ready && ksm_merge_page(kmm, addr, page)) {
+		cand.unshared = true;
+		ksm_track_store_cand(&kmm->pages, addr, cand, GFP_KERNEL);
+	}
 }
 
 /* Part of a large folio: look the page up again, holding it alone. */
@@ -340,18 +354,14 @@ static unsigned int scan_mm(struct ksm_mm *kmm, unsigned int budget,
 	return seen;
 }
 
-/* Move the cursor past @kmm, which must still be listed. */
+/*
+ * Move the cursor past @kmm, which must still be listed.  A pass this
+ * ends is counted by ksmd, not by an exiting task.
+ */
 static void advance_cursor(struct ksm_mm *kmm)
 {
-	unsigned long passes = cur.passes;
-
 	lockdep_assert_held(&ksm_mm_lock);
 	cursor_advance(&cur, &ksm_mm_list, kmm);
-	if (cur.passes != passes) {
-		ksm_stats.full_scans++;
-		trace_ksm_stop_scan(cur.passes - 1,
-				    atomic_long_read(&ksm_stats.tracked));
-	}
 }
 
 /**
@@ -366,15 +376,107 @@ void ksm_scan_mm_gone(struct ksm_mm *kmm)
 }
 
 /*
- * Between two passes: the unstable tree starts afresh, the stable tree
- * loses the nodes whose pages went, and exited mms no node names any
- * more are freed.
+ * Between two passes: the unstable tree starts afresh, the stable nodes
+ * that lost their last sharer are looked at again, and exited mms that
+ * unstable nodes named are freed.
  */
 static void end_pass(void)
 {
 	ksm_unstable_reset();
-	ksm_stable_prune(0, ULONG_MAX);
+	ksm_stable_end_pass();
 	ksm_free_graveyard();
+}
+
+/*
+ * The scan-time advisor (advisor_mode=scan-time), with 6.12's rules: at
+ * the end of each pass, pages_to_scan is scaled by how far the pass's
+ * length was from advisor_target_scan_time, times a smoothed trend of
+ * pass lengths, then kept within what ksmd's CPU use allows (between
+ * KSM_ADVISOR_MIN_CPU and advisor_max_cpu percent, at today's cost per
+ * page) and within advisor_min/max_pages_to_scan.
+ */
+#define KSM_ADVISOR_MIN_CPU	10	/* percent */
+#define KSM_ADVISOR_SMOOTHING	30	/* weight of the newest, percent */
+
+static struct {
+	ktime_t start;		/* of the pass under way; 0 if none */
+	u64 runtime;		/* ksmd's CPU time at the last pass end */
+	unsigned long secs;	/* the last pass's length, seconds */
+	unsigned long trend;	/* smoothed pass length change, percent */
+} advisor;
+
+/**
+ * ksm_advisor_reset() - the advisor starts over (a new advisor_mode)
+ *
+ * Context: ksm_lock held.
+ */
+void ksm_advisor_reset(void)
+{
+	lockdep_assert_held(&ksm_lock);
+	memset(&advisor, 0, sizeof(advisor));
+}
+
+static unsigned long mul_sat(unsigned long a, unsigned long b)
+{
+	unsigned long r;
+
+	return check_mul_overflow(a, b, &r) ? ULONG_MAX : r;
+}
+
+static void advisor_pass_end(void)
+{
+	unsigned long secs, pct, goal, trend, pages, cur, per_pct;
+	u64 runtime, cpu_ms;
+
+	if (READ_ONCE(ksm_knobs.advisor) != KSM_ADVISOR_SCAN_TIME ||
+	    !advisor.start)
+		return;
+	secs = ktime_ms_delta(ktime_get(), advisor.start) / MSEC_PER_SEC;
+	secs = max(secs, 1UL);
+	runtime = task_sched_runtime(current);
+	cpu_ms = div_u64(runtime - advisor.runtime, NSEC_PER_MSEC);
+	pct = max_t(u64, div64_u64(cpu_ms * 100, secs * MSEC_PER_SEC), 1);
+
+	goal = mul_sat(READ_ONCE(ksm_knobs.advisor_target_scan_time), 100) /
+	       secs;
+	goal = max(goal, 1UL);
+	trend = max(secs * 100 / (advisor.secs ? advisor.secs : secs), 1UL);
+	trend = ((100 - KSM_ADVISOR_SMOOTHING) * advisor.trend +
+		 KSM_ADVISOR_SMOOTHING * trend) / 100;
+
+	cur = READ_ONCE(ksm_knobs.pages_to_scan);
+	pages = mul_sat(cur, 100) / goal;
+	pages = mul_sat(pages, trend) / 100;
+	per_pct = max(cur / pct, 1UL);
+	pages = min(pages, mul_sat(per_pct, READ_ONCE(ksm_knobs.advisor_max_cpu)));
+	pages = max(pages, per_pct * KSM_ADVISOR_MIN_CPU);
+	pages = max(pages, READ_ONCE(ksm_knobs.advisor_min_pages));
+	pages = min(pages, READ_ONCE(ksm_knobs.advisor_max_pages));
+	pages = min(pages, (unsigned long)UINT_MAX);
+
+	advisor.runtime = runtime;
+	advisor.secs = secs;
+	advisor.trend = trend;
+	advisor.start = 0;
+	WRITE_ONCE(ksm_knobs.pages_to_scan, pages);
+	trace_ksm_advisor(secs, pages, pct);
+}
+
+/* If the cursor went past the last mm: count the pass and end it. */
+static void pass_done(void)
+{
+	bool ended;
+
+	spin_lock(&ksm_mm_lock);
+	ended = cursor_pass_ended(&cur);
+	spin_unlock(&ksm_mm_lock);
+	if (!ended)
+		return;
+	ksm_stats.full_scans++;
+	trace_ksm_stop_scan(cur.passes - 1,
+			    atomic_long_read(&ksm_stats.tracked));
+	advisor_pass_end();
+	end_pass();
 }
 
 /**
@@ -407,15 +509,11 @@ void ksm_scan_batch(unsigned int budget)
 	struct ksm_mm *kmm;
 	struct mm_struct *mm;
 	unsigned int seen;
-	bool got, done, ended;
+	bool got, done;
 
 	lockdep_assert_held(&ksm_lock);
 	while (budget) {
-		spin_lock(&ksm_mm_lock);
-		ended = cursor_pass_ended(&cur);
-		spin_unlock(&ksm_mm_lock);
-		if (ended)
-			end_pass();
+		pass_done();
 
 		spin_lock(&ksm_mm_lock);
 		if (!cur.kmm) {
@@ -426,6 +524,8 @@ void ksm_scan_batch(unsigned int budget)
 			spin_unlock(&ksm_mm_lock);
 			trace_ksm_start_scan(cur.passes,
 					     atomic_long_read(&ksm_stats.tracked));
+			if (READ_ONCE(ksm_knobs.advisor) == KSM_ADVISOR_SCAN_TIME)
+				advisor.start = ktime_get();
 			/* Fresh pages wait in per-CPU lists, referenced. */
 			lru_add_drain_all();
 			continue;
@@ -452,11 +552,7 @@ void ksm_scan_batch(unsigned int budget)
 		if (done)
 			break;
 	}
-	spin_lock(&ksm_mm_lock);
-	ended = cursor_pass_ended(&cur);
-	spin_unlock(&ksm_mm_lock);
-	if (ended)
-		end_pass();
+	pass_done();
 }
 
 #ifdef CONFIG_KSM_KUNIT_TEST

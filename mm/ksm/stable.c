@@ -66,12 +66,12 @@ struct ksm_stable *ksm_stable_new(void)
 
 /**
  * ksm_stable_free() - free a node that no page and no slot names
- * @s: the node, in no tree
+ * @s: the node, in no tree and on no list
  */
 void ksm_stable_free(struct ksm_stable *s)
 {
-	WARN_ON_ONCE(s->nr || !RB_EMPTY_NODE(&s->tn.rb));
-	kfree(s->sharers);
+	WARN_ON_ONCE(s->nr || s->orphan || !RB_EMPTY_NODE(&s->tn.rb));
+	kvfree(s->sharers);
 	kmem_cache_free(stable_cache, s);
 }
 
@@ -86,6 +86,21 @@ void ksm_stable_bind(struct ksm_stable *s, struct folio *folio)
 	WRITE_ONCE(s->kpfn, folio_pfn(folio));
 	/* Anonymous rmap walkers read ->mapping without the folio lock. */
 	WRITE_ONCE(folio->mapping, (void *)((unsigned long)s | PAGE_MAPPING_KSM));
+}
+
+/**
+ * ksm_stable_unbind() - a KSM page that nothing maps leaves its node
+ * @s: the node, which the caller then frees
+ * @folio: its folio, locked and mapped nowhere
+ *
+ * The folio stays a KSM page with no node until it is freed: a swap-in
+ * then maps a copy of it.
+ */
+void ksm_stable_unbind(struct ksm_stable *s, struct folio *folio)
+{
+	VM_WARN_ON_ONCE_FOLIO(!folio_test_locked(folio), folio);
+	VM_WARN_ON_ONCE_FOLIO(folio_mapped(folio), folio);
+	WRITE_ONCE(folio->mapping, (void *)PAGE_MAPPING_KSM);
 }
 
 /**
@@ -143,22 +158,79 @@ static struct ksm_stable *tnode_stable(struct ksm_tnode *tn)
 	return container_of(tn, struct ksm_stable, tn);
 }
 
+/* Nodes whose last sharer left while their page lived. */
+static struct ksm_stable *orphans;
+
+static void orphan_add(struct ksm_stable *s)
+{
+	if (s->orphan)
+		return;
+	s->orphan = true;
+	s->orphan_next = orphans;
+	orphans = s;
+}
+
+/*
+ * The page of @s is gone: out of the tree, and freed unless a slot or
+ * the orphans list still names it.
+ */
+static void stable_gone(struct ksm_stable *s)
+{
+	if (!RB_EMPTY_NODE(&s->tn.rb))
+		ksm_tree_erase(&stable_roots[s->nid], &s->tn);
+	if (!s->nr && !s->orphan)
+		ksm_stable_free(s);
+}
+
+/* Is the KSM page of @s in another NUMA node's tree than its node's? */
+static bool stable_misplaced(struct ksm_stable *s, struct folio *folio)
+{
+	return !READ_ONCE(ksm_knobs.merge_across_nodes) &&
+	       folio_nid(folio) != s->nid;
+}
+
+/*
+ * The KSM page of @s was migrated to another NUMA node: follow it.  An
+ * insertion may meet more such nodes; past a depth they are only taken
+ * out, and their sharers' next visits put them back (ksm_stable_moved()).
+ */
+static void stable_relocate(struct ksm_stable *s, int nid)
+{
+	static unsigned int depth;	/* ksm_lock serializes us */
+
+	if (!RB_EMPTY_NODE(&s->tn.rb))
+		ksm_tree_erase(&stable_roots[s->nid], &s->tn);
+	if (depth >= 2)
+		return;
+	depth++;
+	ksm_stable_insert(s, s->tn.key, nid);
+	depth--;
+}
+
 struct stable_ctx {
 	struct folio *folio;	/* mapped by stable_map() */
 	struct ksm_stable *equal;	/* a node of equal contents met */
+	int moved_nid;		/* the stale node's page moved there */
 	bool busy;		/* a node's page could not be had for now */
 	bool inserting;		/* looking for a place, not a match */
 };
 
 static const void *stable_map(struct ksm_tnode *tn, void *arg)
 {
-	struct folio *folio = ksm_stable_folio(tnode_stable(tn), false);
+	struct ksm_stable *s = tnode_stable(tn);
+	struct folio *folio = ksm_stable_folio(s, false);
 	struct stable_ctx *ctx = arg;
 
 	if (IS_ERR(folio))
 		ctx->busy = true;
 	if (IS_ERR_OR_NULL(folio))
 		return NULL;
+	if (stable_misplaced(s, folio)) {
+		/* Stale for this tree: the caller moves it to its own. */
+		ctx->moved_nid = folio_nid(folio);
+		folio_put(folio);
+		return NULL;
+	}
 	ctx->folio = folio;
 	return kmap_local_folio(folio, 0);
 }
@@ -193,13 +265,15 @@ static const struct ksm_tree_ops stable_ops = {
 	.same	= stable_same,
 };
 
-/* The node's page is gone: out of the tree, and freed if no slot names it. */
-static void stable_gone(struct ksm_stable *s, struct rb_root *root)
+/* A search met a stale node: move it to its tree, or take it out. */
+static void stable_stale(struct ksm_stable *s, struct stable_ctx *ctx)
 {
-	if (!RB_EMPTY_NODE(&s->tn.rb))
-		ksm_tree_erase(root, &s->tn);
-	if (!s->nr)
-		ksm_stable_free(s);
+	if (ctx->moved_nid != NUMA_NO_NODE) {
+		stable_relocate(s, ctx->moved_nid);
+		ctx->moved_nid = NUMA_NO_NODE;
+	} else {
+		stable_gone(s);
+	}
 }
 
 /**
@@ -208,7 +282,8 @@ static void stable_gone(struct ksm_stable *s, struct rb_root *root)
  * @content: the contents, mapped
  * @nid: the tree (ksm_tree_nid())
  *
- * Nodes found stale on the way are taken out.
+ * Nodes found stale on the way are taken out, or moved to the tree of
+ * the NUMA node their page was migrated to.
  *
  * Context: ksm_lock held.
  * Return: the node of a KSM page with these contents and room for one
@@ -216,10 +291,9 @@ static void stable_gone(struct ksm_stable *s, struct rb_root *root)
  */
 struct ksm_stable *ksm_stable_find(u64 key, const void *content, int nid)
 {
+	struct stable_ctx ctx = { .moved_nid = NUMA_NO_NODE };
 	struct rb_root *root = &stable_roots[nid];
-	struct stable_ctx ctx = { };
 	struct ksm_tree_pos pos;
-
 	struct folio *folio;
 	struct ksm_stable *s;
 
@@ -228,17 +302,23 @@ again:
 	while (ksm_tree_find(root, key, content, &stable_ops, &ctx, &pos)) {
 		if (ctx.busy)
 			return NULL;	/* try again next pass */
-		stable_gone(tnode_stable(pos.stale), root);
+		stable_stale(tnode_stable(pos.stale), &ctx);
 	}
 	if (!pos.match)
 		return NULL;
 	s = tnode_stable(pos.match);
-	/* A twin matched unseen: is its page still there? */
+	/* A twin matched unseen: is its page still there, and here? */
 	folio = ksm_stable_folio(s, false);
 	if (IS_ERR(folio))
 		return NULL;
 	if (!folio) {
-		stable_gone(s, root);
+		stable_gone(s);
+		goto again;
+	}
+	if (stable_misplaced(s, folio)) {
+		ctx.moved_nid = folio_nid(folio);
+		folio_put(folio);
+		stable_stale(s, &ctx);
 		goto again;
 	}
 	folio_put(folio);
@@ -246,25 +326,32 @@ again:
 }
 
 /**
- * ksm_stable_insert() - put a new KSM page's node in the stable tree
- * @s: the node, bound to its page
+ * ksm_stable_insert() - put a KSM page's node in a stable tree
+ * @s: the node, bound to its page, in no tree
  * @key: the order key of the page
  * @nid: the tree
+ *
+ * Should the page be gone already, the node is freed unless a slot or
+ * the orphans list names it: the caller must not use @s after this.
  *
  * Context: ksm_lock held.
  */
 void ksm_stable_insert(struct ksm_stable *s, u64 key, int nid)
 {
+	struct stable_ctx ctx = { .moved_nid = NUMA_NO_NODE };
 	struct rb_root *root = &stable_roots[nid];
-	struct stable_ctx ctx = { };
 	struct ksm_tree_pos pos;
 	struct folio *folio;
 	void *content;
 
+	s->nid = nid;
+	s->tn.key = key;
 	while (IS_ERR(folio = ksm_stable_folio(s, false)))
 		cond_resched();
-	if (!folio)
-		return;	/* not in the tree: freed with its last sharer */
+	if (!folio) {
+		stable_gone(s);
+		return;
+	}
 	content = kmap_local_folio(folio, 0);
 	/* Equal nodes count as full: the new one goes right of them. */
 	ctx.inserting = true;
@@ -275,7 +362,8 @@ void ksm_stable_insert(struct ksm_stable *s, u64 key, int nid)
 			cond_resched();
 			continue;
 		}
-		stable_gone(tnode_stable(pos.stale), root);
+		stable_stale(tnode_stable(pos.stale), &ctx);
+		ctx.equal = NULL;
 	}
 	/* A twin of the equal nodes passed, or the first of its kind. */
 	s->twins = ctx.equal ? ctx.equal->twins : ++twins_seq;
@@ -285,92 +373,210 @@ void ksm_stable_insert(struct ksm_stable *s, u64 key, int nid)
 }
 
 /**
- * ksm_stable_add() - a tracked page now maps a KSM page
- * @s: the KSM page's node
- * @kmm: the page's mm
- * @addr: where it maps the KSM page
- * @anon_vma: of the VMA there; the node takes over this reference
+ * ksm_stable_moved() - a sharer found its KSM page still mapped
+ * @s: the node
+ * @folio: its page, referenced
  *
- * Context: ksm_lock held, the KSM folio locked.
- * Return: 0, or -ENOMEM (and @anon_vma is put).
+ * With merge_across_nodes off, the node follows its page to the tree of
+ * the page's NUMA node, where equal pages of that node look for it; a
+ * node a relocation left out of the trees goes back in.
+ *
+ * Context: ksm_lock held.
  */
-int ksm_stable_add(struct ksm_stable *s, struct ksm_mm *kmm,
-		   unsigned long addr, struct anon_vma *anon_vma)
+void ksm_stable_moved(struct ksm_stable *s, struct folio *folio)
 {
 	lockdep_assert_held(&ksm_lock);
-	if (s->nr == s->cap) {
-		unsigned int cap = max(2U, s->cap * 2);
-		struct ksm_sharer *v;
+	if (RB_EMPTY_NODE(&s->tn.rb))
+		ksm_stable_insert(s, s->tn.key, ksm_tree_nid(&folio->page));
+	else if (stable_misplaced(s, folio))
+		stable_relocate(s, folio_nid(folio));
+}
 
-		v = krealloc_array(s->sharers, cap, sizeof(*v),
-				   GFP_KERNEL | __GFP_NOWARN);
-		if (!v) {
-			put_anon_vma(anon_vma);
-			return -ENOMEM;
-		}
-		s->sharers = v;
-		s->cap = cap;
+/**
+ * ksm_stable_reserve() - make room for one more sharer
+ * @s: the node
+ *
+ * Done before a page is mapped to the KSM page, so that recording it
+ * cannot fail afterwards.  Sharers that move get their slots rewritten.
+ *
+ * Context: ksm_lock held, the KSM folio locked (rmap walks read the
+ * sharers under it).
+ * Return: 0, or -ENOMEM.
+ */
+int ksm_stable_reserve(struct ksm_stable *s)
+{
+	unsigned int cap, i;
+	struct ksm_sharer *v;
+
+	lockdep_assert_held(&ksm_lock);
+	if (s->nr < s->cap)
+		return 0;
+	if (s->cap > UINT_MAX / 2)
+		return -ENOMEM;
+	cap = max(2U, s->cap * 2);
+	v = kvmalloc_array(cap, sizeof(*v), GFP_KERNEL | __GFP_NOWARN);
+	if (!v)
+		return -ENOMEM;
+	for (i = 0; i < s->nr; i++) {
+		v[i] = s->sharers[i];
+		ksm_track_store_sharer(&v[i].kmm->pages, v[i].addr, &v[i]);
+		if (!(i % 1024))
+			cond_resched();
 	}
-	s->sharers[s->nr++] = (struct ksm_sharer) {
-		.kmm = kmm, .anon_vma = anon_vma, .addr = addr,
+	kvfree(s->sharers);
+	s->sharers = v;
+	s->cap = cap;
+	return 0;
+}
+
+/**
+ * ksm_stable_add() - a tracked page now maps a KSM page
+ * @s: the KSM page's node, with room reserved
+ * @kmm: the page's mm
+ * @addr: where it maps the KSM page; its slot exists
+ * @anon_vma: of the VMA there; the node takes over this reference
+ *
+ * The page's slot names its sharer entry from now on.
+ *
+ * Context: ksm_lock held, the KSM folio locked.
+ */
+void ksm_stable_add(struct ksm_stable *s, struct ksm_mm *kmm,
+		    unsigned long addr, struct anon_vma *anon_vma)
+{
+	struct ksm_sharer *sh;
+
+	lockdep_assert_held(&ksm_lock);
+	if (WARN_ON_ONCE(s->nr >= s->cap)) {
+		put_anon_vma(anon_vma);
+		return;
+	}
+	sh = &s->sharers[s->nr++];
+	*sh = (struct ksm_sharer) {
+		.stable = s, .kmm = kmm, .anon_vma = anon_vma, .addr = addr,
 	};
+	ksm_track_store_sharer(&kmm->pages, addr, sh);
 	if (s->nr == 1)
 		ksm_stats.pages_shared++;
 	else
 		ksm_stats.pages_sharing++;
 	kmm->mm->ksm_merging_pages++;
-	return 0;
 }
 
 /**
  * ksm_stable_drop() - a tracked page no longer counts as mapping a KSM page
- * @s: the node its slot named
- * @kmm: the page's mm
- * @addr: the page's address
+ * @sh: its sharer entry
+ *
+ * The last sharer takes @sh's place: the caller must rewrite or erase
+ * the page's slot, which still points to @sh, right away.
  *
  * Context: ksm_lock held; may sleep on the KSM folio's lock.
  */
-void ksm_stable_drop(struct ksm_stable *s, struct ksm_mm *kmm,
-		     unsigned long addr)
+void ksm_stable_drop(struct ksm_sharer *sh)
 {
-	struct anon_vma *anon_vma = NULL;
+	struct ksm_stable *s = sh->stable;
+	struct anon_vma *anon_vma = sh->anon_vma;
+	struct ksm_mm *kmm = sh->kmm;
+	struct ksm_sharer *last;
 	struct folio *folio;
-	unsigned int i;
 
 	lockdep_assert_held(&ksm_lock);
 	/* Rmap walks read the sharers under the folio lock: wait for it. */
 	while (IS_ERR(folio = ksm_stable_folio(s, true)))
 		cond_resched();
 
-	for (i = 0; i < s->nr; i++) {
-		if (s->sharers[i].kmm != kmm || s->sharers[i].addr != addr)
-			continue;
-		anon_vma = s->sharers[i].anon_vma;
-		s->sharers[i] = s->sharers[--s->nr];
-		if (s->nr)
-			ksm_stats.pages_sharing--;
-		else
-			ksm_stats.pages_shared--;
-		kmm->mm->ksm_merging_pages--;
-		break;
+	last = &s->sharers[--s->nr];
+	if (sh != last) {
+		*sh = *last;
+		ksm_track_store_sharer(&sh->kmm->pages, sh->addr, sh);
 	}
-	WARN_ON_ONCE(!anon_vma);
+	if (s->nr)
+		ksm_stats.pages_sharing--;
+	else
+		ksm_stats.pages_shared--;
+	kmm->mm->ksm_merging_pages--;
 
 	if (folio) {
+		if (!s->nr)
+			orphan_add(s);	/* seen again at the end of the pass */
 		folio_unlock(folio);
 		folio_put(folio);
-	} else if (!s->nr && RB_EMPTY_NODE(&s->tn.rb)) {
-		/* Page gone, out of the tree, and we were the last slot. */
-		ksm_stable_free(s);
+	} else if (!s->nr) {
+		stable_gone(s);
 	}
-	if (anon_vma)
-		put_anon_vma(anon_vma);
+	put_anon_vma(anon_vma);
+}
+
+/*
+ * An orphan's fate: gone with its page, or freed from a page nothing maps
+ * (it may wait in the swap cache or a pin; a swap-in then copies it).
+ * Return false to keep it for the next pass: its page is busy, or mapped
+ * where no slot names it yet (forked children that ksmd did not visit).
+ */
+static bool orphan_settle(struct ksm_stable *s)
+{
+	struct folio *folio;
+	bool done = true;
+
+	if (s->nr)
+		return true;	/* a sharer came back */
+	folio = ksm_stable_folio(s, false);
+	if (IS_ERR(folio))
+		return false;
+	if (folio) {
+		if (!folio_trylock(folio)) {
+			folio_put(folio);
+			return false;
+		}
+		/*
+		 * Migrated since we looked: the node now names another folio,
+		 * which may well be mapped.  Look again next time.
+		 */
+		if (ksm_folio_stable(folio) != s || folio_mapped(folio))
+			done = false;
+		else
+			ksm_stable_unbind(s, folio);
+		folio_unlock(folio);
+		folio_put(folio);
+		if (!done)
+			return false;
+	}
+	s->orphan = false;
+	stable_gone(s);
+	return true;
+}
+
+/**
+ * ksm_stable_end_pass() - settle the orphans, at the end of a pass
+ *
+ * Costs what changed since the last pass, not what the stable tree holds.
+ *
+ * Context: ksm_lock held.
+ */
+void ksm_stable_end_pass(void)
+{
+	struct ksm_stable *s, *next, *list = orphans;
+
+	lockdep_assert_held(&ksm_lock);
+	orphans = NULL;
+	for (s = list; s; s = next) {
+		next = s->orphan_next;
+		if (s->nr) {
+			s->orphan = false;
+			continue;
+		}
+		s->orphan = false;
+		if (!orphan_settle(s))
+			orphan_add(s);
+		cond_resched();
+	}
 }
 
 /**
  * ksm_stable_prune() - take out the nodes whose pages are gone
  * @start_pfn: only nodes whose page was in [@start_pfn, @end_pfn)
  * @end_pfn: end of the range
+ *
+ * For memory going offline: walks every node, yielding as it goes.
  *
  * Context: ksm_lock held.
  */
@@ -390,10 +596,88 @@ void ksm_stable_prune(unsigned long start_pfn, unsigned long end_pfn)
 				continue;
 			folio = ksm_stable_folio(s, false);
 			if (!folio)
-				stable_gone(s, &stable_roots[nid]);
+				stable_gone(s);
 			else if (!IS_ERR(folio))
 				folio_put(folio);
+			cond_resched();
+		}
+	}
+}
+
+/**
+ * ksm_stable_remove_all() - empty the stable trees, where nothing maps
+ *
+ * For run=2, and before the layout of the trees may change: a KSM page
+ * that no slot names and nothing maps leaves its node, which is freed.
+ *
+ * Context: ksm_lock held.
+ * Return: 0, or -EBUSY if some KSM page is still named or mapped.
+ */
+int ksm_stable_remove_all(void)
+{
+	struct ksm_stable *s, *next;
+	struct rb_node *rb;
+	int nid, err = 0;
+
+	lockdep_assert_held(&ksm_lock);
+	/* Orphans first, in or out of the trees: settled as at a pass end. */
+	for (s = orphans, orphans = NULL; s; s = next) {
+		next = s->orphan_next;
+		s->orphan = false;
+		if (!orphan_settle(s)) {
+			orphan_add(s);
+			err = -EBUSY;
 		}
 		cond_resched();
 	}
+	for (nid = 0; nid < nr_node_ids; nid++) {
+		rb = rb_first(&stable_roots[nid]);
+		while (rb) {
+			s = tnode_stable(rb_entry(rb, struct ksm_tnode, rb));
+			rb = rb_next(rb);
+			if (s->nr || !orphan_settle(s)) {
+				if (!s->nr)
+					orphan_add(s);
+				err = -EBUSY;
+			}
+			cond_resched();
+		}
+	}
+	return err;
 }
+
+/**
+ * ksm_stable_maps() - is a mapping of a KSM page one that rmap can find?
+ * @s: the KSM page's node
+ * @vma: the VMA of the mapping
+ * @addr: its address
+ *
+ * rmap_walk_ksm() finds a mapping through a sharer at the same address
+ * whose anon_vma the VMA is linked to: its own, or its parent's if it
+ * was forked since.  A range no longer mergeable may lose its sharers
+ * any time: it does not count.
+ *
+ * Context: the KSM folio locked; the VMA's mm locked.
+ * Return: true if so.
+ */
+bool ksm_stable_maps(struct ksm_stable *s, struct vm_area_struct *vma,
+		     unsigned long addr)
+{
+	struct anon_vma_chain *avc;
+	unsigned int i;
+
+	if (!(vma->vm_flags & VM_MERGEABLE))
+		return false;
+	for (i = 0; i < s->nr; i++) {
+		if (s->sharers[i].addr != addr)
+			continue;
+		list_for_each_entry(avc, &vma->anon_vma_chain, same_vma)
+			if (avc->anon_vma == s->sharers[i].anon_vma)
+				return true;
+	}
+	return false;
+}
+
+#ifdef CONFIG_KSM_KUNIT_TEST
+#include "tests/stable-kunit.h"
+#endif

@@ -110,6 +110,7 @@ static ssize_t run_store(struct kobject *kobj, struct kobj_attribute *attr,
 		return -EINVAL;
 
 	mutex_lock(&ksm_lock);
+	ksm_wait_while_offlining();
 	if (ksm_knobs.run != mode) {
 		WRITE_ONCE(ksm_knobs.run, mode);
 		if (mode == KSM_RUN_UNMERGE) {
@@ -137,8 +138,10 @@ static int change_layout(unsigned int *knob, unsigned int value)
 	int err = 0;
 
 	mutex_lock(&ksm_lock);
+	ksm_wait_while_offlining();
 	if (*knob != value) {
-		if (ksm_stats.pages_shared)
+		/* KSM pages that nothing maps may go; any other is in the way. */
+		if (ksm_stats.pages_shared || ksm_stable_remove_all())
 			err = -EBUSY;
 		else
 			WRITE_ONCE(*knob, value);
@@ -223,12 +226,15 @@ static ssize_t advisor_mode_store(struct kobject *kobj,
 
 	if (mode < 0)
 		return -EINVAL;
-	if (mode != READ_ONCE(ksm_knobs.advisor)) {
+	mutex_lock(&ksm_lock);
+	if (mode != ksm_knobs.advisor) {
 		WRITE_ONCE(ksm_knobs.advisor, mode);
 		/* Each mode starts from its own pace. */
 		WRITE_ONCE(ksm_knobs.pages_to_scan, mode == KSM_ADVISOR_NONE ?
 			   100 : ksm_knobs.advisor_min_pages);
+		ksm_advisor_reset();
 	}
+	mutex_unlock(&ksm_lock);
 	return count;
 }
 

@@ -12,15 +12,15 @@
  * @pages: the tracked pages of an mm
  * @addr: the page's virtual address
  * @cand: filled in when the page is a candidate
- * @stable: filled in when the page is merged
+ * @sharer: filled in when the page is merged
  *
  * Context: any; the caller keeps the slot from changing under it.
- * Return: the state of the page, which says which of @cand and @stable
+ * Return: the state of the page, which says which of @cand and @sharer
  * was filled in.
  */
 enum ksm_track_state ksm_track_load(struct xarray *pages, unsigned long addr,
 				    struct ksm_cand *cand,
-				    struct ksm_stable **stable)
+				    struct ksm_sharer **sharer)
 {
 	void *entry = xa_load(pages, addr >> PAGE_SHIFT);
 
@@ -30,8 +30,28 @@ enum ksm_track_state ksm_track_load(struct xarray *pages, unsigned long addr,
 		*cand = ksm_entry_cand(entry);
 		return KSM_CANDIDATE;
 	}
-	*stable = entry;
+	*sharer = entry;
 	return KSM_MERGED;
+}
+
+static bool entry_unshared(const void *entry)
+{
+	return xa_is_value(entry) && ksm_entry_cand(entry).unshared;
+}
+
+/*
+ * pages_unshared counts the slots of pages put in the unstable tree and
+ * not visited since, as 6.12 counts its rmap_items there: a slot change
+ * keeps it right.
+ */
+static void account(const void *old, const void *new)
+{
+	if (xa_is_err(old))
+		return;
+	if (entry_unshared(old) && !entry_unshared(new))
+		ksm_stats.pages_unshared--;
+	else if (!entry_unshared(old) && entry_unshared(new))
+		ksm_stats.pages_unshared++;
 }
 
 /**
@@ -41,38 +61,46 @@ enum ksm_track_state ksm_track_load(struct xarray *pages, unsigned long addr,
  * @cand: what the visit learnt
  * @gfp: for the xarray's own nodes, the first time a range is tracked
  *
+ * Context: ksm_lock held.
  * Return: 0, or -ENOMEM.
  */
 int ksm_track_store_cand(struct xarray *pages, unsigned long addr,
 			 struct ksm_cand cand, gfp_t gfp)
 {
-	return xa_err(xa_store(pages, addr >> PAGE_SHIFT, ksm_cand_entry(cand),
-			       gfp));
+	void *entry = ksm_cand_entry(cand);
+	void *old = xa_store(pages, addr >> PAGE_SHIFT, entry, gfp);
+
+	account(old, entry);
+	return xa_err(old);
 }
 
 /**
- * ksm_track_store_merged() - record a page as mapped to a KSM page
+ * ksm_track_store_sharer() - record a page as mapped to a KSM page
  * @pages: the tracked pages of an mm
- * @addr: the page's virtual address
- * @stable: the stable node of that KSM page
- * @gfp: for the xarray's own nodes
+ * @addr: the page's virtual address, whose slot exists
+ * @sharer: its entry among the KSM page's sharers
  *
- * Return: 0, or -ENOMEM.
+ * Context: ksm_lock held.  Replacing a slot allocates nothing.
  */
-int ksm_track_store_merged(struct xarray *pages, unsigned long addr,
-			   struct ksm_stable *stable, gfp_t gfp)
+void ksm_track_store_sharer(struct xarray *pages, unsigned long addr,
+			    struct ksm_sharer *sharer)
 {
-	return xa_err(xa_store(pages, addr >> PAGE_SHIFT, stable, gfp));
+	void *old = xa_store(pages, addr >> PAGE_SHIFT, sharer, GFP_NOWAIT);
+
+	WARN_ON_ONCE(!old || xa_is_err(old));
+	account(old, sharer);
 }
 
 /**
  * ksm_track_forget() - stop tracking the page at an address
  * @pages: the tracked pages of an mm
  * @addr: the page's virtual address
+ *
+ * Context: ksm_lock held.
  */
 void ksm_track_forget(struct xarray *pages, unsigned long addr)
 {
-	xa_erase(pages, addr >> PAGE_SHIFT);
+	account(xa_erase(pages, addr >> PAGE_SHIFT), NULL);
 }
 
 /*

@@ -9,6 +9,8 @@
 #include <linux/mm.h>
 #include <linux/pagewalk.h>
 #include <linux/sched/signal.h>
+#include <linux/swap.h>
+#include <linux/swapops.h>
 
 #include "ksm.h"
 
@@ -27,13 +29,26 @@ static int find_pmd_entry(pmd_t *pmd, unsigned long addr, unsigned long next,
 	return 0;
 }
 
+/*
+ * Does @pte map a KSM page, or KSM's zero page?  A KSM page being migrated
+ * counts: its migration entry becomes a KSM mapping again, and mremap()
+ * would carry it away from where rmap looks for it.  A KSM page stays one
+ * until freed, so the entry's page tells without waiting.
+ */
 static bool pte_maps_ksm(struct vm_area_struct *vma, unsigned long addr,
 			 pte_t pte)
 {
 	struct page *page;
 
-	if (!pte_present(pte))
-		return false;
+	if (!pte_present(pte)) {
+		swp_entry_t entry;
+
+		if (pte_none(pte))
+			return false;
+		entry = pte_to_swp_entry(pte);
+		return is_migration_entry(entry) &&
+		       folio_test_ksm(pfn_swap_entry_folio(entry));
+	}
 	if (is_ksm_zero_pte(pte))
 		return true;
 	page = vm_normal_page(vma, addr, pte);
@@ -66,7 +81,10 @@ static bool still_ksm(struct vm_area_struct *vma, unsigned long addr)
 				   &f) > 0;
 }
 
-/* Fault private copies in at @addr until it maps no KSM page. */
+/*
+ * Fault private copies in at @addr until it maps no KSM page; a fault on
+ * a migration entry waits for the migration to end.
+ */
 static int break_one(struct vm_area_struct *vma, unsigned long addr)
 {
 	vm_fault_t ret;

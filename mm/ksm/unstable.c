@@ -70,6 +70,7 @@ static struct ksm_unode *unode_alloc(void)
 void ksm_unstable_reset(void)
 {
 	struct unode_chunk *c;
+	unsigned int i;
 	int nid;
 
 	lockdep_assert_held(&ksm_lock);
@@ -77,14 +78,19 @@ void ksm_unstable_reset(void)
 		unstable_roots[nid] = RB_ROOT;
 	while ((c = chunks)) {
 		chunks = c->next;
+		/* The nodes still in the tree let go of their mms. */
+		for (i = 0; i < c->used; i++)
+			if (c->nodes[i].kmm)
+				ksm_mm_put_unode(c->nodes[i].kmm);
 		kfree(c);
+		cond_resched();
 	}
-	ksm_stats.pages_unshared = 0;
 }
 
 struct unstable_ctx {
 	struct page *page;	/* the page of the node being compared */
 	struct page *self;	/* the page looked for */
+	int nid;		/* the tree searched */
 };
 
 /* Map a node's page, if its mm still maps a mergeable page there. */
@@ -106,8 +112,11 @@ static const void *unstable_map(struct ksm_tnode *tn, void *arg)
 	mmput_async(mm);	/* async: ksm_lock is held */
 	if (!page)
 		return NULL;
-	if (page == ctx->self) {
-		/* Moved up by mremap() and met again: not a twin. */
+	if (page == ctx->self || ksm_tree_nid(page) != ctx->nid) {
+		/*
+		 * Moved up by mremap() and met again: not a twin.  Or
+		 * migrated to another NUMA node, whose tree it belongs in.
+		 */
 		put_page(page);
 		return NULL;
 	}
@@ -147,7 +156,7 @@ struct ksm_unode *ksm_unstable_find(u64 key, const void *content,
 				    struct ksm_mm *kmm, unsigned long addr)
 {
 	struct rb_root *root = &unstable_roots[nid];
-	struct unstable_ctx ctx = { .self = page };
+	struct unstable_ctx ctx = { .self = page, .nid = nid };
 	struct ksm_tree_pos pos;
 	struct ksm_unode *u;
 
@@ -163,8 +172,8 @@ struct ksm_unode *ksm_unstable_find(u64 key, const void *content,
 	if (u) {
 		u->kmm = kmm;
 		u->addr = addr;
+		kmm->unodes++;	/* kmm stays allocated while we name it */
 		ksm_tree_insert(root, &u->tn, key, &pos);
-		ksm_stats.pages_unshared++;
 		*inserted = true;
 	}
 	return NULL;
@@ -175,10 +184,12 @@ struct ksm_unode *ksm_unstable_find(u64 key, const void *content,
  * @u: the node
  * @nid: its tree
  *
- * Context: ksm_lock held.  The node's memory stays until the pass ends.
+ * Context: ksm_lock held.  The node's memory stays until the pass ends;
+ * it names no mm any more.
  */
 void ksm_unstable_erase(struct ksm_unode *u, int nid)
 {
 	ksm_tree_erase(&unstable_roots[nid], &u->tn);
-	ksm_stats.pages_unshared--;
+	ksm_mm_put_unode(u->kmm);
+	u->kmm = NULL;
 }

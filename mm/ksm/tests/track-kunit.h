@@ -20,6 +20,7 @@ static void expect_same_cand(struct kunit *test, struct ksm_cand want,
 	KUNIT_EXPECT_EQ(test, want.age, got.age);
 	KUNIT_EXPECT_EQ(test, want.skip, got.skip);
 	KUNIT_EXPECT_EQ(test, want.flips, got.flips);
+	KUNIT_EXPECT_EQ(test, want.unshared, got.unshared);
 }
 
 static void ksm_track_test_round_trip(struct kunit *test)
@@ -35,6 +36,7 @@ static void ksm_track_test_round_trip(struct kunit *test)
 			.age = prandom_u32_state(&rs) % (KSM_CAND_AGE_MAX + 1),
 			.skip = prandom_u32_state(&rs) % (KSM_CAND_SKIP_MAX + 1),
 			.flips = prandom_u32_state(&rs) % (KSM_CAND_FLIPS_MAX + 1),
+			.unshared = prandom_u32_state(&rs) & 1,
 		};
 		void *entry = ksm_cand_entry(c);
 
@@ -79,12 +81,12 @@ static void ksm_track_test_slot_states(struct kunit *test)
 {
 	unsigned long addr = TASK_SIZE_MAX - PAGE_SIZE, other = 0x7f0000001000UL;
 	struct ksm_cand c = { .sig = 42, .age = 3, .skip = 1 }, got;
-	struct ksm_stable *stable, *node;
+	struct ksm_sharer *stable, *node;
 	struct xarray pages;
 
 	xa_init(&pages);	/* on the stack: lockdep needs a runtime init */
-	/* Any allocation will do: the stable node is only pointed at here. */
-	node = kunit_kzalloc(test, 64, GFP_KERNEL);
+	/* Any allocation will do: the sharer is only pointed at here. */
+	node = kunit_kzalloc(test, sizeof(*node), GFP_KERNEL);
 	KUNIT_ASSERT_NOT_NULL(test, node);
 
 	KUNIT_EXPECT_EQ(test, KSM_UNTRACKED,
@@ -99,8 +101,9 @@ static void ksm_track_test_slot_states(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, KSM_UNTRACKED,
 			ksm_track_load(&pages, addr - PAGE_SIZE, &got, &stable));
 
-	KUNIT_ASSERT_EQ(test, 0, ksm_track_store_merged(&pages, other, node,
-							GFP_KERNEL));
+	KUNIT_ASSERT_EQ(test, 0, ksm_track_store_cand(&pages, other, c,
+						       GFP_KERNEL));
+	ksm_track_store_sharer(&pages, other, node);
 	KUNIT_EXPECT_EQ(test, KSM_MERGED,
 			ksm_track_load(&pages, other, &got, &stable));
 	KUNIT_EXPECT_PTR_EQ(test, node, stable);
@@ -109,6 +112,42 @@ static void ksm_track_test_slot_states(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, KSM_UNTRACKED,
 			ksm_track_load(&pages, addr, &got, &stable));
 	ksm_track_forget(&pages, other);
+	KUNIT_EXPECT_TRUE(test, xa_empty(&pages));
+	xa_destroy(&pages);
+}
+
+/* pages_unshared follows the slots flagged as in the unstable tree. */
+static void ksm_track_test_unshared_counts(struct kunit *test)
+{
+	struct ksm_cand in = { .sig = 7, .unshared = true }, out = { .sig = 7 };
+	struct ksm_sharer *sh;
+	unsigned long before;
+	struct xarray pages;
+
+	sh = kunit_kzalloc(test, sizeof(*sh), GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, sh);
+	xa_init(&pages);
+	/* Expectations only: an assertion would end us holding ksm_lock. */
+	mutex_lock(&ksm_lock);
+	before = ksm_stats.pages_unshared;
+	KUNIT_EXPECT_EQ(test, 0, ksm_track_store_cand(&pages, 0, in, GFP_KERNEL));
+	KUNIT_EXPECT_EQ(test, 0, ksm_track_store_cand(&pages, PAGE_SIZE, in,
+						       GFP_KERNEL));
+	KUNIT_EXPECT_EQ(test, before + 2, ksm_stats.pages_unshared);
+	/* Flagged again: no change. */
+	KUNIT_EXPECT_EQ(test, 0, ksm_track_store_cand(&pages, 0, in, GFP_KERNEL));
+	KUNIT_EXPECT_EQ(test, before + 2, ksm_stats.pages_unshared);
+	/* Visited, merged, forgotten: each leaves the count. */
+	KUNIT_EXPECT_EQ(test, 0, ksm_track_store_cand(&pages, 0, out, GFP_KERNEL));
+	KUNIT_EXPECT_EQ(test, before + 1, ksm_stats.pages_unshared);
+	ksm_track_store_sharer(&pages, PAGE_SIZE, sh);
+	KUNIT_EXPECT_EQ(test, before, ksm_stats.pages_unshared);
+	KUNIT_EXPECT_EQ(test, 0, ksm_track_store_cand(&pages, PAGE_SIZE, in,
+						       GFP_KERNEL));
+	ksm_track_forget(&pages, PAGE_SIZE);
+	ksm_track_forget(&pages, 0);
+	KUNIT_EXPECT_EQ(test, before, ksm_stats.pages_unshared);
+	mutex_unlock(&ksm_lock);
 	KUNIT_EXPECT_TRUE(test, xa_empty(&pages));
 	xa_destroy(&pages);
 }
@@ -216,6 +255,7 @@ static struct kunit_case ksm_track_test_cases[] = {
 	KUNIT_CASE(ksm_track_test_fields_clamp),
 	KUNIT_CASE(ksm_track_test_sig_fold),
 	KUNIT_CASE(ksm_track_test_slot_states),
+	KUNIT_CASE(ksm_track_test_unshared_counts),
 	KUNIT_CASE(ksm_track_test_settles_when_unchanged),
 	KUNIT_CASE(ksm_track_test_smart_scan_backs_off),
 	KUNIT_CASE(ksm_track_test_volatile_page_backs_off),
