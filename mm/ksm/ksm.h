@@ -244,6 +244,7 @@ struct ksm_stable {
 	struct ksm_stable *orphan_next;	/* on the orphans list */
 	int nid;			/* the tree it is in */
 	bool orphan;			/* on the orphans list */
+	bool pending;			/* new: counted once its twin joins */
 };
 
 /*
@@ -299,6 +300,7 @@ int ksm_stable_reserve(struct ksm_stable *s);
 void ksm_stable_add(struct ksm_stable *s, struct ksm_mm *kmm,
 		    unsigned long addr, struct anon_vma *anon_vma);
 void ksm_stable_drop(struct ksm_sharer *sh);
+void ksm_stable_confirm(struct ksm_stable *s);
 void ksm_stable_moved(struct ksm_stable *s, struct folio *folio);
 void ksm_stable_end_pass(void);
 void ksm_stable_prune(unsigned long start_pfn, unsigned long end_pfn);

@@ -374,6 +374,7 @@ static void merge_pair(struct ksm_mm *kmm, unsigned long addr,
 	s = ksm_stable_new();
 	if (!s)
 		return;
+	s->pending = true;
 
 	mmap_read_lock(mm);
 	vma = ksm_vma(mm, addr);
@@ -411,6 +412,8 @@ static void merge_pair(struct ksm_mm *kmm, unsigned long addr,
 failed:
 	if (!twin && unmake_ksm(kmm, addr, s, kfolio))
 		return;
+	/* The twin joined, or the page could not be given back: it counts. */
+	ksm_stable_confirm(s);
 	ksm_stable_insert(s, key, nid);
 }
 

@@ -171,13 +171,56 @@ static void orphan_add(struct ksm_stable *s)
 }
 
 /*
+ * Twins (KSM pages of equal contents) sit side by side in a tree: how
+ * many of @s's class are there, counting @s, up to 3?
+ */
+static unsigned int twins_near(struct ksm_stable *s)
+{
+	unsigned int n = 1;
+	struct rb_node *rb;
+
+	for (rb = rb_prev(&s->tn.rb); rb && n < 3; rb = rb_prev(rb), n++)
+		if (tnode_stable(rb_entry(rb, struct ksm_tnode, rb))->twins !=
+		    s->twins)
+			break;
+	for (rb = rb_next(&s->tn.rb); rb && n < 3; rb = rb_next(rb), n++)
+		if (tnode_stable(rb_entry(rb, struct ksm_tnode, rb))->twins !=
+		    s->twins)
+			break;
+	return n;
+}
+
+/*
+ * stable_node_chains counts contents held by more than one KSM page,
+ * stable_node_dups the KSM pages of those, as 6.12 counts its chains.
+ * @s just joined its class (@delta 1), or is about to leave it (-1).
+ */
+static void count_twins(struct ksm_stable *s, int delta)
+{
+	unsigned int n = twins_near(s);
+
+	if (n == 2) {
+		ksm_stats.stable_node_chains += delta;
+		ksm_stats.stable_node_dups += 2 * delta;
+	} else if (n > 2) {
+		ksm_stats.stable_node_dups += delta;
+	}
+}
+
+static void stable_erase(struct ksm_stable *s)
+{
+	count_twins(s, -1);
+	ksm_tree_erase(&stable_roots[s->nid], &s->tn);
+}
+
+/*
  * The page of @s is gone: out of the tree, and freed unless a slot or
  * the orphans list still names it.
  */
 static void stable_gone(struct ksm_stable *s)
 {
 	if (!RB_EMPTY_NODE(&s->tn.rb))
-		ksm_tree_erase(&stable_roots[s->nid], &s->tn);
+		stable_erase(s);
 	if (!s->nr && !s->orphan)
 		ksm_stable_free(s);
 }
@@ -199,7 +242,7 @@ static void stable_relocate(struct ksm_stable *s, int nid)
 	static unsigned int depth;	/* ksm_lock serializes us */
 
 	if (!RB_EMPTY_NODE(&s->tn.rb))
-		ksm_tree_erase(&stable_roots[s->nid], &s->tn);
+		stable_erase(s);
 	if (depth >= 2)
 		return;
 	depth++;
@@ -368,6 +411,7 @@ void ksm_stable_insert(struct ksm_stable *s, u64 key, int nid)
 	/* A twin of the equal nodes passed, or the first of its kind. */
 	s->twins = ctx.equal ? ctx.equal->twins : ++twins_seq;
 	ksm_tree_insert(root, &s->tn, key, &pos);
+	count_twins(s, 1);
 	kunmap_local(content);
 	folio_put(folio);
 }
@@ -455,11 +499,35 @@ void ksm_stable_add(struct ksm_stable *s, struct ksm_mm *kmm,
 		.stable = s, .kmm = kmm, .anon_vma = anon_vma, .addr = addr,
 	};
 	ksm_track_store_sharer(&kmm->pages, addr, sh);
+	if (s->pending && s->nr == 1)
+		return;		/* counted when the twin joins */
+	ksm_stable_confirm(s);
 	if (s->nr == 1)
 		ksm_stats.pages_shared++;
 	else
 		ksm_stats.pages_sharing++;
 	kmm->mm->ksm_merging_pages++;
+}
+
+/**
+ * ksm_stable_confirm() - a new KSM page counts from now on
+ * @s: its node, made pending by its maker
+ *
+ * A page that became a KSM page for a twin that may not follow is not
+ * counted until it does, so that the statistics, as 6.12's, never show
+ * a KSM page of one mapping that is only on its way.
+ *
+ * Context: ksm_lock held.
+ */
+void ksm_stable_confirm(struct ksm_stable *s)
+{
+	if (!s->pending)
+		return;
+	s->pending = false;
+	if (!s->nr)
+		return;
+	ksm_stats.pages_shared++;
+	s->sharers[0].kmm->mm->ksm_merging_pages++;
 }
 
 /**
@@ -489,11 +557,13 @@ void ksm_stable_drop(struct ksm_sharer *sh)
 		*sh = *last;
 		ksm_track_store_sharer(&sh->kmm->pages, sh->addr, sh);
 	}
-	if (s->nr)
-		ksm_stats.pages_sharing--;
-	else
-		ksm_stats.pages_shared--;
-	kmm->mm->ksm_merging_pages--;
+	if (!s->pending) {
+		if (s->nr)
+			ksm_stats.pages_sharing--;
+		else
+			ksm_stats.pages_shared--;
+		kmm->mm->ksm_merging_pages--;
+	}
 
 	if (folio) {
 		if (!s->nr)
