@@ -452,7 +452,7 @@ static void advisor_pass_end(void)
 	pages = max(pages, per_pct * KSM_ADVISOR_MIN_CPU);
 	pages = max(pages, READ_ONCE(ksm_knobs.advisor_min_pages));
 	pages = min(pages, READ_ONCE(ksm_knobs.advisor_max_pages));
-	pages = min(pages, (unsigned long)UINT_MAX);
+	pages = min_t(unsigned long, pages, UINT_MAX);
 
 	advisor.runtime = runtime;
 	advisor.secs = secs;

@@ -101,8 +101,8 @@ static void ksm_track_test_slot_states(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, KSM_UNTRACKED,
 			ksm_track_load(&pages, addr - PAGE_SIZE, &got, &stable));
 
-	KUNIT_ASSERT_EQ(test, 0, ksm_track_store_cand(&pages, other, c,
-						       GFP_KERNEL));
+	KUNIT_ASSERT_EQ(test, 0,
+			ksm_track_store_cand(&pages, other, c, GFP_KERNEL));
 	ksm_track_store_sharer(&pages, other, node);
 	KUNIT_EXPECT_EQ(test, KSM_MERGED,
 			ksm_track_load(&pages, other, &got, &stable));
@@ -131,8 +131,8 @@ static void ksm_track_test_unshared_counts(struct kunit *test)
 	mutex_lock(&ksm_lock);
 	before = ksm_stats.pages_unshared;
 	KUNIT_EXPECT_EQ(test, 0, ksm_track_store_cand(&pages, 0, in, GFP_KERNEL));
-	KUNIT_EXPECT_EQ(test, 0, ksm_track_store_cand(&pages, PAGE_SIZE, in,
-						       GFP_KERNEL));
+	KUNIT_EXPECT_EQ(test, 0,
+			ksm_track_store_cand(&pages, PAGE_SIZE, in, GFP_KERNEL));
 	KUNIT_EXPECT_EQ(test, before + 2, ksm_stats.pages_unshared);
 	/* Flagged again: no change. */
 	KUNIT_EXPECT_EQ(test, 0, ksm_track_store_cand(&pages, 0, in, GFP_KERNEL));
@@ -142,8 +142,8 @@ static void ksm_track_test_unshared_counts(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, before + 1, ksm_stats.pages_unshared);
 	ksm_track_store_sharer(&pages, PAGE_SIZE, sh);
 	KUNIT_EXPECT_EQ(test, before, ksm_stats.pages_unshared);
-	KUNIT_EXPECT_EQ(test, 0, ksm_track_store_cand(&pages, PAGE_SIZE, in,
-						       GFP_KERNEL));
+	KUNIT_EXPECT_EQ(test, 0,
+			ksm_track_store_cand(&pages, PAGE_SIZE, in, GFP_KERNEL));
 	ksm_track_forget(&pages, PAGE_SIZE);
 	ksm_track_forget(&pages, 0);
 	KUNIT_EXPECT_EQ(test, before, ksm_stats.pages_unshared);
