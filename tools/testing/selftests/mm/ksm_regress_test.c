@@ -42,6 +42,22 @@
 /* --- helpers ------------------------------------------------------------ */
 
 /*
+ * Fields a test shares with its thread: whole loads and stores, never
+ * left out or moved past one another.  Any type: bool, long, double.
+ */
+#define LOAD(x) ({							\
+	typeof(x) __lv;							\
+									\
+	__atomic_load(&(x), &__lv, __ATOMIC_SEQ_CST);			\
+	__lv;								\
+})
+#define STORE(x, v) do {						\
+	typeof(x) __sv = (v);						\
+									\
+	__atomic_store(&(x), &__sv, __ATOMIC_SEQ_CST);			\
+} while (0)
+
+/*
  * How many of @pages pages from @p were on KSM pages, found by writing
  * each (the byte it holds back): a write always copies a KSM page, while
  * an exclusive anonymous page is written where it is.  For processes that
@@ -56,9 +72,11 @@ static int ksm_pages_written(char *p, int pages)
 
 	if (before && after && !pagemap_read(p, pages, before)) {
 		for (i = 0; i < pages; i++) {
-			volatile char *c = p + i * page_size();
+			char *c = p + i * page_size();
 
-			*c = *c;
+			/* The byte it holds, written back: not left out. */
+			__atomic_store_n(c, __atomic_load_n(c, __ATOMIC_RELAXED),
+					 __ATOMIC_RELAXED);
 		}
 		if (!pagemap_read(p, pages, after))
 			for (n = 0, i = 0; i < pages; i++)
@@ -356,8 +374,11 @@ FIXTURE_TEARDOWN(regress)
 	ksm_knobs_restore(&self->knobs);
 }
 
-/* Into a memory cgroup of our own: NULL, or why not. */
-static const char *cgroup_enter(FIXTURE_DATA(regress) *self)
+/*
+ * Into a memory cgroup of our own, noted in @in_cgroup, and whether the
+ * memory controller was on already in @memory_was_on: NULL, or why not.
+ */
+static const char *cgroup_enter(bool *in_cgroup, bool *memory_was_on)
 {
 	char ctl[256] = "", pid[32];
 	int fd, n;
@@ -368,14 +389,14 @@ static const char *cgroup_enter(FIXTURE_DATA(regress) *self)
 	n = read(fd, ctl, sizeof(ctl) - 1);
 	ctl[n > 0 ? n : 0] = '\0';
 	close(fd);
-	self->memory_was_on = !!strstr(ctl, "memory");
-	if (!self->memory_was_on &&
+	*memory_was_on = !!strstr(ctl, "memory");
+	if (!*memory_was_on &&
 	    write_str(CGROOT "cgroup.subtree_control", "+memory"))
 		return "no memory cgroup controller";
 	if (mkdir(CG, 0755) && errno != EEXIST)
 		return "cannot make " CG;
 	snprintf(pid, sizeof(pid), "%d", getpid());
-	self->in_cgroup = true;
+	*in_cgroup = true;
 	if (write_str(CG "cgroup.procs", pid))
 		return "cannot move into " CG;
 	return NULL;
@@ -385,6 +406,9 @@ static const char *cgroup_enter(FIXTURE_DATA(regress) *self)
 
 #define FREE_PAIRS 512
 #define LAZY_PAGES 64
+
+/* The log line of the test below, in one piece to grep for. */
+#define FREE_LOG "%d of %d pairs lost the data of the page not freed; reclaim dropped %d of %d witnesses"
 
 /*
  * Pairs of equal pages, one of each lazily freed (MADV_FREE, not written
@@ -398,7 +422,7 @@ TEST_F_TIMEOUT(regress, madv_free_twin_survives_reclaim, 180)
 	char *a, *b, *lazy, *kept, *freed;
 	const char *why;
 
-	why = cgroup_enter(self);
+	why = cgroup_enter(&self->in_cgroup, &self->memory_was_on);
 	if (why)
 		SKIP(return, "%s", why);
 	/* No merging before the pages are lazily freed. */
@@ -449,8 +473,7 @@ TEST_F_TIMEOUT(regress, madv_free_twin_survives_reclaim, 180)
 		/* The freed one: as written, or dropped. */
 		wrong += !page_holds(freed, i) && !page_zero(freed);
 	}
-	TH_LOG("%d of %d pairs lost the data of the page not freed; reclaim dropped %d of %d witnesses",
-	       lost, FREE_PAIRS, zeroed, LAZY_PAGES);
+	TH_LOG(FREE_LOG, lost, FREE_PAIRS, zeroed, LAZY_PAGES);
 	EXPECT_EQ(0, lost);
 	EXPECT_EQ(0, wrong);
 }
@@ -497,6 +520,9 @@ static int run_exiters(int n)
 	return failed;
 }
 
+/* The log line of the test below, in one piece to grep for. */
+#define EXIT_LOG "%d exits in %.1f s: mm_struct objects %+ld, Slab %+ld kB, MemAvailable %+ld kB (%ld B an exit)"
+
 /*
  * With run=0, ksmd never scans: whatever an exit registered must still
  * go with the exit, not wait for a pass that never comes (6.12 frees the
@@ -524,9 +550,8 @@ TEST_F_TIMEOUT(regress, exit_with_ksmd_stopped_frees_mm, 240)
 	mm1 = read_long(MM_OBJECTS);
 	avail1 = meminfo_kb("MemAvailable");
 	slab1 = meminfo_kb("Slab");
-	TH_LOG("%d exits in %.1f s: mm_struct objects %+ld, Slab %+ld kB, MemAvailable %+ld kB (%ld B an exit)",
-	       EXITERS, now() - t0, mm1 - mm0, slab1 - slab0, avail1 - avail0,
-	       (avail0 - avail1) * 1024 / EXITERS);
+	TH_LOG(EXIT_LOG, EXITERS, now() - t0, mm1 - mm0, slab1 - slab0,
+	       avail1 - avail0, (avail0 - avail1) * 1024 / EXITERS);
 	EXPECT_LT(mm1 - mm0, EXITERS / 10);
 	EXPECT_LT((slab1 - slab0) * 1024 / EXITERS, 512);
 	/* MemAvailable is noisy (per-CPU lists, caches): a generous bound. */
@@ -570,9 +595,9 @@ FIXTURE_TEARDOWN(unmerge)
 
 struct migrator {
 	char *p;
-	volatile bool stop;
-	volatile long calls;		/* move_pages() calls done */
-	volatile double started, took;	/* of the last call */
+	bool stop;			/* all four: LOAD() and STORE() */
+	long calls;			/* move_pages() calls done */
+	double started, took;		/* of the last call */
 };
 
 /* Move every page of the range to the other node, back and forth. */
@@ -585,19 +610,22 @@ static void *migrate_loop(void *arg)
 
 	for (i = 0; i < UM_PAGES; i++)
 		pages[i] = m->p + i * page_size();
-	while (!m->stop) {
+	while (!LOAD(m->stop)) {
 		for (i = 0; i < UM_PAGES; i++)
 			nodes[i] = node;
-		m->started = now();
+		STORE(m->started, now());
 		/* KSM pages are mapped more than once: MOVE_ALL moves them. */
 		syscall(SYS_move_pages, 0, UM_PAGES, pages, nodes, status,
 			MPOL_MF_MOVE_ALL);
-		m->took = now() - m->started;
-		m->calls++;
+		STORE(m->took, now() - LOAD(m->started));
+		STORE(m->calls, LOAD(m->calls) + 1);
 		node = !node;
 	}
 	return NULL;
 }
+
+/* The log line of the test below, in one piece to grep for. */
+#define UNMERGE_LOG "round %d: %d of %d pages still KSM after %s %.0f%% into a %.2f s move_pages() call"
 
 /*
  * Unmerging must not miss a KSM page that is being migrated: its pte is
@@ -636,15 +664,15 @@ TEST_F_TIMEOUT(unmerge, unmerge_races_migration, 300)
 			       pairs_merged(p, UM_PAGES), UM_PAGES / 2);
 
 		m.p = p;
-		m.stop = false;
-		m.calls = 0;
+		STORE(m.stop, false);
+		STORE(m.calls, 0);
 		ASSERT_EQ(0, pthread_create(&thread, NULL, migrate_loop, &m));
 		/* How long a call takes, then a point into one. */
-		WAIT_UNTIL(m.calls >= 2, 30);
-		calls = m.calls;
-		WAIT_UNTIL(m.calls > calls, 30);
+		WAIT_UNTIL(LOAD(m.calls) >= 2, 30);
+		calls = LOAD(m.calls);
+		WAIT_UNTIL(LOAD(m.calls) > calls, 30);
 		frac = 0.2 + 0.7 * round / (variant->rounds - 1);
-		at = m.started + frac * m.took;
+		at = LOAD(m.started) + frac * LOAD(m.took);
 		while (now() < at)
 			usleep(100);
 		switch (variant->how) {
@@ -658,15 +686,14 @@ TEST_F_TIMEOUT(unmerge, unmerge_races_migration, 300)
 			ret = ksm_set("run", 2);
 			break;
 		}
-		m.stop = true;
+		STORE(m.stop, true);
 		pthread_join(thread, NULL);
 		ASSERT_EQ(0, ret) TH_LOG("%s: %s", names[variant->how],
 					 strerror(errno));
 
 		left = ksm_pages_written(p, UM_PAGES);
-		TH_LOG("round %d: %d of %d pages still KSM after %s %.0f%% into a %.2f s move_pages() call",
-		       round, left, UM_PAGES, names[variant->how], frac * 100,
-		       m.took);
+		TH_LOG(UNMERGE_LOG, round, left, UM_PAGES, names[variant->how],
+		       frac * 100, LOAD(m.took));
 		EXPECT_EQ(0, left);
 		EXPECT_EQ(UM_PAGES, groups_holding(p, UM_PAGES, 2, 0));
 		/* ksmd lets go of what was unmerged, within a few scans. */
@@ -715,6 +742,9 @@ static double pass_cost(pid_t ksmd, int windows)
 	return least;
 }
 
+/* The log line of the test below, in one piece to grep for. */
+#define COST_LOG "ksmd per full scan of %d merged pages: %.3f s on %d KSM pages, %.3f s on %d: ratio %.2f"
+
 /*
  * A pass over merged, unchanged pages costs what its visits cost: the
  * same COST_PAGES merged mappings cost about as much whether they are on
@@ -755,9 +785,8 @@ TEST_F_TIMEOUT(regress, pass_cost_independent_of_ksm_pages, 300)
 		TH_LOG("pages_shared %ld, pages_sharing %ld",
 		       ksm_get("pages_shared"), ksm_get("pages_sharing"));
 	many = pass_cost(ksmd, COST_WINDOWS);
-	TH_LOG("ksmd per full scan of %d merged pages: %.3f s on %d KSM pages, %.3f s on %d: ratio %.2f",
-	       COST_PAGES, few, COST_PAGES / COST_GROUP, many, COST_PAGES,
-	       many / few);
+	TH_LOG(COST_LOG, COST_PAGES, few, COST_PAGES / COST_GROUP, many,
+	       COST_PAGES, many / few);
 	ASSERT_EQ(0, release_holder(pid, go));
 	ASSERT_TRUE(WAIT_UNTIL(!ksm_get("pages_shared"), WAIT_S));
 	ASSERT_GT(few, 0);
@@ -1047,7 +1076,7 @@ TEST_F_TIMEOUT(regress, numa_split_follows_migrated_ksm_page, 120)
 struct scribbler {
 	char *p;
 	int pages;
-	volatile bool stop;
+	bool stop;		/* LOAD() and STORE() */
 };
 
 /* Keep a few pages changing, so that some are volatile. */
@@ -1056,7 +1085,7 @@ static void *scribble(void *arg)
 	struct scribbler *s = arg;
 	unsigned int n = 0;
 
-	while (!s->stop) {
+	while (!LOAD(s->stop)) {
 		fill_page(s->p + (n % s->pages) * page_size(), 200000 + n);
 		n++;
 		usleep(1000);
@@ -1092,7 +1121,7 @@ TEST_F_TIMEOUT(regress, run_2_zeroes_counters, 120)
 	ASSERT_EQ(0, madvise(u, 64 * page_size(), MADV_MERGEABLE));
 	ASSERT_EQ(0, madvise(s.p, 16 * page_size(), MADV_MERGEABLE));
 	s.pages = 16;
-	s.stop = false;
+	STORE(s.stop, false);
 	ASSERT_EQ(0, pthread_create(&thread, NULL, scribble, &s));
 
 	EXPECT_TRUE(WAIT_UNTIL(proc_merging_pages(getpid()) == 128 &&
@@ -1101,7 +1130,7 @@ TEST_F_TIMEOUT(regress, run_2_zeroes_counters, 120)
 		TH_LOG("merged: ours %ld, child %ld; pages_unshared %ld",
 		       proc_merging_pages(getpid()), proc_merging_pages(pid),
 		       ksm_get("pages_unshared"));
-	s.stop = true;
+	STORE(s.stop, true);
 	pthread_join(thread, NULL);
 	TH_LOG("before: shared %ld sharing %ld unshared %ld volatile %ld full_scans %ld",
 	       ksm_get("pages_shared"), ksm_get("pages_sharing"),
@@ -1130,6 +1159,9 @@ TEST_F_TIMEOUT(regress, run_2_zeroes_counters, 120)
 /* --- 8a. a twin that fails to merge ------------------------------------ */
 
 #define TWIN_PAIRS 64
+
+/* The log line of the test below, in one piece to grep for. */
+#define TWIN_LOG "%d samples, %d with pages_shared > pages_sharing; %d held pairs' pages on KSM pages; shared %ld sharing %ld"
 
 /*
  * Merging two pages makes one of them the KSM page, then maps the other
@@ -1191,8 +1223,7 @@ TEST_F_TIMEOUT(regress, twin_failure_leaves_no_lone_ksm_page, 120)
 	ASSERT_EQ(0, ksm_set("run", 0));
 	lone = ksm_pages_written(a, TWIN_PAIRS) +
 	       ksm_pages_written(b, TWIN_PAIRS);
-	TH_LOG("%d samples, %d with pages_shared > pages_sharing; %d held pairs' pages on KSM pages; shared %ld sharing %ld",
-	       samples, bad_samples, lone, ksm_get("pages_shared"),
+	TH_LOG(TWIN_LOG, samples, bad_samples, lone, ksm_get("pages_shared"),
 	       ksm_get("pages_sharing"));
 	EXPECT_EQ(0, bad_samples);
 	EXPECT_EQ(0, lone);
@@ -1443,6 +1474,9 @@ static int pages_in_block(char *p, int pages, long block, long bsize)
 	return n;
 }
 
+/* The log line of the test below, in one piece to grep for. */
+#define OFFLINE_LOG "memory%ld (node %d, %d of our %d pages): %s during run=2, which left %d pages on KSM pages, %ld counted"
+
 /*
  * ZONE_DEVICE pages cannot be had in this guest: not tested.  Memory
  * going offline can be: its KSM pages migrate away while run=2 unmerges
@@ -1512,8 +1546,7 @@ TEST_F_TIMEOUT(regress, run_2_during_memory_offline, 240)
 	ASSERT_EQ(pid, waitpid(pid, &status, 0));
 	offlined = WIFEXITED(status) && !WEXITSTATUS(status);
 	held = groups_holding(a, 2 * HOT_PAIRS, 2, 0);
-	TH_LOG("memory%ld (node %d, %d of our %d pages): %s during run=2, which left %d pages on KSM pages, %ld counted",
-	       block, node, in_block, 2 * HOT_PAIRS, offlined ?
+	TH_LOG(OFFLINE_LOG, block, node, in_block, 2 * HOT_PAIRS, offlined ?
 	       "went offline" : WIFEXITED(status) ?
 	       strerror(WEXITSTATUS(status)) : "timed out", left, shared);
 	EXPECT_EQ(0, ret);
