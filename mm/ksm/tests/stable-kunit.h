@@ -36,6 +36,22 @@ static void expect_slots_consistent(struct kunit *test, struct ksm_stable *s,
 	KUNIT_EXPECT_EQ(test, s->nr, merged);
 }
 
+/* The merged page at @i leaves, as a write would make it; false if lost. */
+static bool drop_sharer(struct kunit *test, struct ksm_mm *kmm, unsigned int i)
+{
+	struct ksm_sharer *sh;
+	struct ksm_cand cand;
+
+	if (ksm_track_load(&kmm->pages, i * PAGE_SIZE, &cand, &sh) !=
+	    KSM_MERGED) {
+		KUNIT_FAIL(test, "slot %u lost", i);
+		return false;
+	}
+	ksm_stable_drop(sh);
+	ksm_track_forget(&kmm->pages, i * PAGE_SIZE);
+	return true;
+}
+
 static void ksm_stable_test_sharers(struct kunit *test)
 {
 	unsigned long shared, sharing;
@@ -43,8 +59,6 @@ static void ksm_stable_test_sharers(struct kunit *test)
 	unsigned int *order, i, j;
 	struct mm_struct *mm;
 	struct ksm_stable *s;
-	struct ksm_sharer *sh;
-	struct ksm_cand cand;
 	struct ksm_mm *kmm;
 	struct rnd_state rs;
 
@@ -93,14 +107,8 @@ static void ksm_stable_test_sharers(struct kunit *test)
 		swap(order[i], order[j]);
 	}
 	for (j = 0; j < KSM_TEST_SHARERS - 1; j++) {
-		i = order[j];
-		if (ksm_track_load(&kmm->pages, i * PAGE_SIZE, &cand, &sh) !=
-		    KSM_MERGED) {
-			KUNIT_FAIL(test, "slot %u lost", i);
+		if (!drop_sharer(test, kmm, order[j]))
 			goto unlock;
-		}
-		ksm_stable_drop(sh);
-		ksm_track_forget(&kmm->pages, i * PAGE_SIZE);
 		if (j % 37 == 0)
 			expect_slots_consistent(test, s, kmm, KSM_TEST_SHARERS);
 	}
@@ -109,14 +117,8 @@ static void ksm_stable_test_sharers(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, shared + 1, ksm_stats.pages_shared);
 	KUNIT_EXPECT_EQ(test, sharing, ksm_stats.pages_sharing);
 	/* The last sharer takes the pageless node with it. */
-	i = order[KSM_TEST_SHARERS - 1];
-	if (ksm_track_load(&kmm->pages, i * PAGE_SIZE, &cand, &sh) !=
-	    KSM_MERGED) {
-		KUNIT_FAIL(test, "slot %u lost", i);
+	if (!drop_sharer(test, kmm, order[KSM_TEST_SHARERS - 1]))
 		goto unlock;
-	}
-	ksm_stable_drop(sh);
-	ksm_track_forget(&kmm->pages, i * PAGE_SIZE);
 	KUNIT_EXPECT_EQ(test, shared, ksm_stats.pages_shared);
 	KUNIT_EXPECT_EQ(test, 0UL, mm->ksm_merging_pages);
 unlock:

@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 #include <sys/swap.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -25,8 +24,8 @@
 #define WAIT_S 30
 
 #define ZRAM "/sys/block/zram0/"
-#define CGROOT "/sys/fs/cgroup/"
-#define CG CGROOT "ksm_mm_test/"
+#define CG_NAME "ksm_mm_test"
+#define CG CGROOT CG_NAME "/"
 #define THP "/sys/kernel/mm/transparent_hugepage/"
 
 /* Two mergeable regions, page i of each holding seed i. */
@@ -116,15 +115,8 @@ FIXTURE_SETUP(swap)
 
 FIXTURE_TEARDOWN(swap)
 {
-	char pid[32];
-
-	if (self->in_cgroup) {
-		snprintf(pid, sizeof(pid), "%d", getpid());
-		write_str(CGROOT "cgroup.procs", pid);
-		rmdir(CG);
-		if (!self->memory_was_on)
-			write_str(CGROOT "cgroup.subtree_control", "-memory");
-	}
+	if (self->in_cgroup)
+		memcg_leave(CG_NAME, self->memory_was_on);
 	/* swapoff reads back whatever of ours is still out there. */
 	swapoff("/dev/zram0");
 	write_str(ZRAM "reset", "1");
@@ -189,26 +181,17 @@ static int same_swap_entries(char *a, char *b)
  */
 TEST_F_TIMEOUT(swap, reclaim_shared_ksm_pages, 90)
 {
-	char ctl[256] = "", pid[32];
-	int fd, n, swapped = 0;
+	int ret, swapped = 0;
 	char *a, *b;
 
-	fd = open(CGROOT "cgroup.subtree_control", O_RDONLY);
-	if (fd >= 0) {
-		n = read(fd, ctl, sizeof(ctl) - 1);
-		ctl[n > 0 ? n : 0] = '\0';
-		close(fd);
-	}
-	self->memory_was_on = !!strstr(ctl, "memory");
-	if (!self->memory_was_on &&
-	    write_str(CGROOT "cgroup.subtree_control", "+memory"))
+	ret = memcg_enter(CG_NAME, &self->memory_was_on);
+	if (ret == MEMCG_NO_V2 || ret == MEMCG_NO_CTRL)
 		SKIP(return, "no memory cgroup controller");
-	if (mkdir(CG, 0755) && errno != EEXIST)
+	if (ret == MEMCG_NO_DIR)
 		SKIP(return, "mkdir " CG ": %s", strerror(errno));
 	/* Our pages are charged where we fault them: in the cgroup. */
-	snprintf(pid, sizeof(pid), "%d", getpid());
 	self->in_cgroup = true;
-	ASSERT_EQ(0, write_str(CG "cgroup.procs", pid));
+	ASSERT_EQ(0, ret);
 
 	merge_pair(_metadata, &a, &b);
 	WAIT_UNTIL((swapped = reclaim_swapped(a, b)) > 0, WAIT_S);

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * Page-level helpers of our KSM selftests: page contents, the frames and
- * swap entries behind them, per-process KSM counters, knobs to restore.
+ * swap entries behind them, per-process KSM counters, knobs to restore,
+ * a memory cgroup of our own.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -9,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "ksm_page_util.h"
@@ -251,4 +253,47 @@ int write_str(const char *path, const char *s)
 		err = -EIO;
 	close(fd);
 	return err;
+}
+
+/*
+ * Into a memory cgroup CGROOT @name of our own, with the memory controller
+ * turned on for the children of the root; @memory_was_on notes whether it
+ * was on already.  0, or the MEMCG_* step that failed.
+ */
+int memcg_enter(const char *name, bool *memory_was_on)
+{
+	char ctl[256] = "", dir[128], path[160], pid[32];
+	int fd, n;
+
+	fd = open(CGROOT "cgroup.subtree_control", O_RDONLY);
+	if (fd < 0)
+		return MEMCG_NO_V2;
+	n = read(fd, ctl, sizeof(ctl) - 1);
+	ctl[n > 0 ? n : 0] = '\0';
+	close(fd);
+	*memory_was_on = !!strstr(ctl, "memory");
+	if (!*memory_was_on &&
+	    write_str(CGROOT "cgroup.subtree_control", "+memory"))
+		return MEMCG_NO_CTRL;
+	snprintf(dir, sizeof(dir), CGROOT "%s/", name);
+	if (mkdir(dir, 0755) && errno != EEXIST)
+		return MEMCG_NO_DIR;
+	snprintf(path, sizeof(path), "%scgroup.procs", dir);
+	snprintf(pid, sizeof(pid), "%d", getpid());
+	if (write_str(path, pid))
+		return MEMCG_NO_MOVE;
+	return 0;
+}
+
+/* Back to the root cgroup, CGROOT @name gone, the controller as it was. */
+void memcg_leave(const char *name, bool memory_was_on)
+{
+	char dir[128], pid[32];
+
+	snprintf(pid, sizeof(pid), "%d", getpid());
+	write_str(CGROOT "cgroup.procs", pid);
+	snprintf(dir, sizeof(dir), CGROOT "%s/", name);
+	rmdir(dir);
+	if (!memory_was_on)
+		write_str(CGROOT "cgroup.subtree_control", "-memory");
 }

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * Page-level helpers of our KSM selftests: page contents, the frames and
- * swap entries behind them, per-process KSM counters, knobs to restore.
+ * swap entries behind them, per-process KSM counters, knobs to restore,
+ * a memory cgroup of our own.
  */
 #ifndef KSM_PAGE_UTIL_H
 #define KSM_PAGE_UTIL_H
@@ -31,6 +32,19 @@
 #define PM_SWAP		0x4000000000000000ULL	/* bit 62 */
 #define PM_PFN_MASK	0x007fffffffffffffULL	/* bits 0-54 */
 
+#define CGROOT "/sys/fs/cgroup/"
+
+/*
+ * The step memcg_enter() failed at.  After 0 or MEMCG_NO_MOVE there is a
+ * cgroup made to leave: memcg_leave() undoes it.
+ */
+enum memcg_fail {
+	MEMCG_NO_V2 = 1,	/* no cgroup.subtree_control to read */
+	MEMCG_NO_CTRL,		/* the memory controller would not turn on */
+	MEMCG_NO_DIR,		/* mkdir of the cgroup failed: errno says why */
+	MEMCG_NO_MOVE,		/* made, but we could not move into it */
+};
+
 /* The knobs our tests turn, saved in setup and restored in teardown. */
 struct ksm_knobs {
 	long run, pages_to_scan, sleep_millisecs, use_zero_pages;
@@ -58,5 +72,7 @@ long proc_ksm_stat(pid_t pid, const char *key);
 bool wait_scans(long n, double limit);
 long smaps_kb(void *addr, const char *field);
 int write_str(const char *path, const char *s);
+int memcg_enter(const char *name, bool *memory_was_on);
+void memcg_leave(const char *name, bool memory_was_on);
 
 #endif /* KSM_PAGE_UTIL_H */

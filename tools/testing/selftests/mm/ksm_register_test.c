@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "kselftest_harness.h"
-#include "ksm_test_util.h"
+#include "ksm_page_util.h"
 
 #ifndef PR_SET_MEMORY_MERGE
 #define PR_SET_MEMORY_MERGE 67
@@ -70,18 +70,7 @@ static int vma_has_flag(void *addr, const char *flag)
 
 static long rmap_items(void)
 {
-	char line[128];
-	long v = -1;
-	FILE *f;
-
-	f = fopen("/proc/self/ksm_stat", "r");
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "ksm_rmap_items %ld", &v) == 1)
-			break;
-	fclose(f);
-	return v;
+	return proc_ksm_stat(getpid(), "ksm_rmap_items");
 }
 
 /* Wait until this process tracks @want pages; false after @limit seconds. */

@@ -20,7 +20,6 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -35,8 +34,8 @@
 #endif
 
 #define WAIT_S 60
-#define CGROOT "/sys/fs/cgroup/"
-#define CG CGROOT "ksm_regress/"
+#define CG_NAME "ksm_regress"
+#define CG CGROOT CG_NAME "/"
 #define NODE1 "/sys/devices/system/node/node1"
 
 /* --- helpers ------------------------------------------------------------ */
@@ -349,15 +348,8 @@ FIXTURE_SETUP(regress)
 
 FIXTURE_TEARDOWN(regress)
 {
-	char pid[32];
-
-	if (self->in_cgroup) {
-		snprintf(pid, sizeof(pid), "%d", getpid());
-		write_str(CGROOT "cgroup.procs", pid);
-		rmdir(CG);
-		if (!self->memory_was_on)
-			write_str(CGROOT "cgroup.subtree_control", "-memory");
-	}
+	if (self->in_cgroup)
+		memcg_leave(CG_NAME, self->memory_was_on);
 	/* The layout knobs change only with no KSM page left. */
 	ksm_set("run", 2);
 	if (self->block_moved) {
@@ -380,25 +372,21 @@ FIXTURE_TEARDOWN(regress)
  */
 static const char *cgroup_enter(bool *in_cgroup, bool *memory_was_on)
 {
-	char ctl[256] = "", pid[32];
-	int fd, n;
+	int ret = memcg_enter(CG_NAME, memory_was_on);
 
-	fd = open(CGROOT "cgroup.subtree_control", O_RDONLY);
-	if (fd < 0)
+	/* Made, moved into or not: teardown leaves it. */
+	if (!ret || ret == MEMCG_NO_MOVE)
+		*in_cgroup = true;
+	switch (ret) {
+	case MEMCG_NO_V2:
 		return "no cgroup v2 at " CGROOT;
-	n = read(fd, ctl, sizeof(ctl) - 1);
-	ctl[n > 0 ? n : 0] = '\0';
-	close(fd);
-	*memory_was_on = !!strstr(ctl, "memory");
-	if (!*memory_was_on &&
-	    write_str(CGROOT "cgroup.subtree_control", "+memory"))
+	case MEMCG_NO_CTRL:
 		return "no memory cgroup controller";
-	if (mkdir(CG, 0755) && errno != EEXIST)
+	case MEMCG_NO_DIR:
 		return "cannot make " CG;
-	snprintf(pid, sizeof(pid), "%d", getpid());
-	*in_cgroup = true;
-	if (write_str(CG "cgroup.procs", pid))
+	case MEMCG_NO_MOVE:
 		return "cannot move into " CG;
+	}
 	return NULL;
 }
 
