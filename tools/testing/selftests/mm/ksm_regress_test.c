@@ -541,9 +541,12 @@ TEST_F_TIMEOUT(regress, exit_with_ksmd_stopped_frees_mm, 240)
 	TH_LOG(EXIT_LOG, EXITERS, now() - t0, mm1 - mm0, slab1 - slab0,
 	       avail1 - avail0, (avail0 - avail1) * 1024 / EXITERS);
 	EXPECT_LT(mm1 - mm0, EXITERS / 10);
+	/*
+	 * MemAvailable is only logged: after the other tests it moved by
+	 * 5 kB an exit on 6.12 too (page cache, per-CPU lists).  The mm_struct
+	 * count is the signal: each leaked exit kept one.
+	 */
 	EXPECT_LT((slab1 - slab0) * 1024 / EXITERS, 512);
-	/* MemAvailable is noisy (per-CPU lists, caches): a generous bound. */
-	EXPECT_LT((avail0 - avail1) * 1024 / EXITERS, 4096);
 }
 
 /* --- 3. unmerging while the KSM pages migrate -------------------------- */
