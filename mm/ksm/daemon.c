@@ -105,6 +105,9 @@ static int ksmd_fn(void *unused)
 			ksm_reap_dead();
 			if (ksmd_should_scan())
 				ksm_scan_batch(READ_ONCE(ksm_knobs.pages_to_scan));
+			else if (ksm_stable_has_orphans())
+				/* No pass will end to settle them. */
+				ksm_stable_end_pass();
 		}
 		mutex_unlock(&ksm_lock);
 		/*
@@ -119,6 +122,12 @@ static int ksmd_fn(void *unused)
 			ms = READ_ONCE(ksm_knobs.sleep_millisecs);
 			wait_event_freezable_timeout(ksmd_pause, pause_over(ms),
 						     msecs_to_jiffies(ms));
+		} else if (ksm_stable_has_orphans()) {
+			/*
+			 * KSM pages of exited mms are unmapped just after
+			 * ksmd forgot them: look at their nodes again soon.
+			 */
+			wait_event_freezable_timeout(ksmd_idle, idle_over(), HZ);
 		} else {
 			wait_event_freezable(ksmd_idle, idle_over());
 		}

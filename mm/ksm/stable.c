@@ -167,7 +167,7 @@ static void orphan_add(struct ksm_stable *s)
 		return;
 	s->orphan = true;
 	s->orphan_next = orphans;
-	orphans = s;
+	WRITE_ONCE(orphans, s);
 }
 
 /*
@@ -616,9 +616,20 @@ static bool orphan_settle(struct ksm_stable *s)
 }
 
 /**
+ * ksm_stable_has_orphans() - are there nodes to settle?
+ *
+ * Return: true if so; read without locks, a hint.
+ */
+bool ksm_stable_has_orphans(void)
+{
+	return READ_ONCE(orphans);
+}
+
+/**
  * ksm_stable_end_pass() - settle the orphans, at the end of a pass
  *
  * Costs what changed since the last pass, not what the stable tree holds.
+ * Also while ksmd does not scan, for the orphans that exits leave.
  *
  * Context: ksm_lock held.
  */
@@ -627,7 +638,7 @@ void ksm_stable_end_pass(void)
 	struct ksm_stable *s, *next, *list = orphans;
 
 	lockdep_assert_held(&ksm_lock);
-	orphans = NULL;
+	WRITE_ONCE(orphans, NULL);
 	for (s = list; s; s = next) {
 		next = s->orphan_next;
 		if (s->nr) {
