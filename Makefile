@@ -8,13 +8,23 @@
 #   make shell            boot to an interactive shell in the guest
 #   make kernel           just build
 #   make bench            the same workloads on both kernels, ratios, a plot
+#   make stress           a seeded randomized stress (debug kernel by default)
 #
 # Variables: KERNEL=ours|baseline  DEBUG=1 (KASAN, lockdep, DEBUG_VM...)
 #            ACCEL=tcg|kvm|auto     JOBS=N  TIMEOUT=seconds  MEM=2G  SMP=2
 #            APPEND="kernel args"   DEMO="ksm_demo args"  BUILD=dir
 #            REPEATS=5  BENCH_ARGS=-n,4,-m,128  BENCH_ICOUNT=0  BENCH_SMP=
+#            BENCH_ONLY=mix,volatile,ksm_tests,churn
+#            DURATION=300 SEED=n STRESS_OPS=all|crash|op,... STRESS_ARGS= (make stress)
 
 KERNEL  ?= ours
+# make stress: the debug kernel unless DEBUG=0; TIMEOUT covers DURATION
+# plus boot and the final checks (kmemleak scans are slow under KASAN).
+ifneq ($(filter stress,$(MAKECMDGOALS)),)
+DEBUG   ?= 1
+DURATION ?= 300
+TIMEOUT ?= $(shell echo $$(( $(DURATION) + 1500 )))
+endif
 DEBUG   ?= 0
 ACCEL   ?= tcg
 BUILD   ?= $(CURDIR)/build
@@ -34,8 +44,16 @@ TIMEOUT  ?= $(if $(filter 1,$(DEBUG)),5400,1800)
 PRISTINE := $(BUILD)/src/pristine
 SRC      := $(if $(filter ours,$(KERNEL)),$(BUILD)/src/ours,$(PRISTINE))
 OBJ      := $(BUILD)/obj/$(VARIANT)
+# IMAGE: boot this bzImage as it is, building nothing (say, a kept copy
+# of an older build); GUEST: where the guest's programs are built.
+ifneq ($(IMAGE),)
+BZIMAGE  := $(IMAGE)
+KERNEL_DEP :=
+else
 BZIMAGE  := $(OBJ)/arch/x86/boot/bzImage
-GUEST    := $(BUILD)/guest
+KERNEL_DEP := kernel
+endif
+GUEST    ?= $(BUILD)/guest
 INITRD   := $(GUEST)/initramfs.cpio
 HDR      := $(BUILD)/hdr
 H        := $(CURDIR)/harness
@@ -62,11 +80,11 @@ GUEST_RUN = python3 $(H)/scripts/guest.py --kernel $(BZIMAGE) \
 	--smp $(SMP) --mem $(MEM) --timeout $(TIMEOUT)
 
 .PHONY: all deps tree kernel initramfs check run shell exec test bench clean distclean \
-	selftests help
+	selftests help stress
 all: kernel initramfs
 
 help:
-	@sed -n '3,15p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
 
 # --- packages --------------------------------------------------------------
 deps:
@@ -139,11 +157,11 @@ endif
 initramfs: $(BOOT_INITRD)
 
 # --- boot ----------------------------------------------------------------------
-check: kernel initramfs
+check: $(KERNEL_DEP) initramfs
 	@$(GUEST_RUN) --suite check --log-dir $(LOGS)-check --attempts $(ATTEMPTS) \
 		--append "$(APPEND)"
 
-run: kernel initramfs
+run: $(KERNEL_DEP) initramfs
 	@$(GUEST_RUN) --suite run --log-dir $(LOGS)-run \
 		--append "$(APPEND) demo_args=$(subst $(space),$(comma),$(strip $(DEMO)))"
 
@@ -151,8 +169,8 @@ run: kernel initramfs
 #   make exec CMD='./ksm_tests -M -p 10'    or    make exec SCRIPT=file
 # It runs in the directory of 6.12's selftests, carried in a second cpio
 # archive appended to the initramfs.
-exec: kernel initramfs
-	@mkdir -p $(GUEST)/exec
+exec: $(KERNEL_DEP) initramfs
+	@mkdir -p $(GUEST)/exec $(shell mkdir -p $(GUEST)/exec)
 	@$(if $(SCRIPT),cp $(SCRIPT) $(GUEST)/exec/exec.sh,$(file >$(GUEST)/exec/exec.sh,$(CMD)))
 	@echo "file /exec.sh $(GUEST)/exec/exec.sh 0755 0 0" > $(GUEST)/exec/list
 	@$(BUILD)/tools/gen_init_cpio $(GUEST)/exec/list > $(GUEST)/exec/extra.cpio
@@ -160,8 +178,23 @@ exec: kernel initramfs
 	@$(GUEST_RUN:$(BOOT_INITRD)=$(GUEST)/exec/initramfs.cpio) --suite exec \
 		--log-dir $(LOGS)-exec --append "$(APPEND)"
 
-shell: kernel initramfs
+shell: $(KERNEL_DEP) initramfs
 	@$(GUEST_RUN) --suite shell --log-dir $(LOGS)-shell --append "$(APPEND)"
+
+# The randomized stress (harness/guest/ksm_stress.c) for DURATION seconds:
+# SEED (default: drawn, printed), STRESS_OPS (all, crash, or a list such
+# as fork,mremap,move_pages,pageout,merge), STRESS_ARGS (more ksm_stress
+# options, e.g. -n 8 -m 16).  slab_nomerge keeps KSM's slab caches apart,
+# so that their object counts can be checked at the end.
+SEED       ?=
+STRESS_OPS ?= all
+STRESS_ARGS ?=
+STRESS_CMDLINE = slab_nomerge stress_limit=$(shell echo $$(( $(DURATION) + 1200 ))) \
+	stress_args=$(subst $(space),$(comma),$(strip -d $(DURATION) $(if $(SEED),-s $(SEED)) \
+		-o $(subst $(comma),+,$(STRESS_OPS)) $(STRESS_ARGS)))
+stress: $(KERNEL_DEP) initramfs
+	@$(GUEST_RUN) --suite stress --log-dir $(LOGS)-stress \
+		--append "$(strip $(APPEND) $(STRESS_CMDLINE))"
 
 # The same workloads on both kernels, medians and ratios (harness/guest/
 # ksm_bench.c, harness/scripts/bench.py); REPEATS runs each, BENCH_ARGS for
@@ -173,6 +206,8 @@ REPEATS    ?= 5
 BENCH_ARGS ?= -n,4,-m,128
 BENCH_ICOUNT ?= 0
 BENCH_SMP  ?=
+# BENCH_ONLY: some workloads only, comma-separated (mix,volatile,ksm_tests,churn)
+BENCH_ONLY ?=
 bench:
 	@$(MAKE) --no-print-directory kernel KERNEL=baseline DEBUG=0
 	@$(MAKE) --no-print-directory kernel initramfs KERNEL=ours DEBUG=0
@@ -180,7 +215,7 @@ bench:
 		--ours $(BUILD)/obj/ours/arch/x86/boot/bzImage \
 		--baseline $(BUILD)/obj/baseline/arch/x86/boot/bzImage \
 		--out $(BUILD)/bench/$(STAMP) --repeats $(REPEATS) \
-		--args="$(BENCH_ARGS)" --icount="$(BENCH_ICOUNT)" \
+		--args="$(BENCH_ARGS)" --icount="$(BENCH_ICOUNT)" --only="$(BENCH_ONLY)" \
 		$(if $(BENCH_SMP),--smp $(BENCH_SMP))
 
 # Both kernels, one closing line.  The baseline run is the proof that the

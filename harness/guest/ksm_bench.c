@@ -7,6 +7,9 @@
  *	convergence, S4 metadata, S2 steady-state rescans, S5 copy-on-write
  *   ksm_bench volatile [-n procs] [-m MiB] [-t seconds]
  *	S3: half the pages rewritten all the time
+ *   ksm_bench churn [-i iterations]
+ *	short-lived processes that ask for merging: fork, prctl, exit;
+ *	time per process and memory left behind, with run=0 and run=1
  *
  * Results are lines "@@BENCH scenario metric value unit"; S1 also prints
  * "@@SAMPLE seconds pages_sharing" for the plot.  All times are guest
@@ -18,11 +21,16 @@
 #include <string.h>
 #include <time.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/select.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "ksm_guest.h"
+
+#ifndef PR_SET_MEMORY_MERGE
+#define PR_SET_MEMORY_MERGE 67
+#endif
 
 #define MAX_PROCS 32
 #define STEADY_SCANS 6	/* smart scan skips in cycles: time several */
@@ -30,6 +38,7 @@
 static long page_size, npages;
 static int nprocs = 4, shared_pct = 60, zero_pct = 10;
 static long mib = 64, pages_to_scan = 5000, seconds = 10;
+static long iterations = 5000;
 
 struct worker {
 	pid_t pid;
@@ -402,10 +411,95 @@ static int bench_volatile(void)
 	return stop_workers();
 }
 
+/* Fold the per-CPU counters into /proc/meminfo first: exact figures. */
+static long meminfo_exact_kb(const char *name)
+{
+	FILE *f = fopen("/proc/sys/vm/stat_refresh", "w");
+
+	if (f) {
+		fputs("1", f);
+		fclose(f);
+	}
+	return meminfo_kb(name);
+}
+
+#define CHURN_PAGES 4
+
+/*
+ * One short-lived process that asks for merging: fork, PR_SET_MEMORY_MERGE,
+ * a few pages written, exit; the parent waits.  0 or -1.
+ */
+static int churn_once(char *pages)
+{
+	int status, i;
+	pid_t pid = fork();
+
+	if (pid < 0)
+		return -1;
+	if (!pid) {
+		if (prctl(PR_SET_MEMORY_MERGE, 1, 0, 0, 0))
+			_exit(1);
+		for (i = 0; i < CHURN_PAGES; i++)
+			pages[i * page_size] = 1;
+		_exit(0);
+	}
+	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
+	    WEXITSTATUS(status))
+		return -1;
+	return 0;
+}
+
+/*
+ * Churn with ksmd stopped (run=0, as after boot) and running (run=1, the
+ * boot pace): guest time per fork+exit, and what the exits left behind,
+ * in MemAvailable and in slab, per exit: at once, and a second later for
+ * what ksmd frees lazily.
+ */
+static int bench_churn(void)
+{
+	static const char * const scenario[] = { "churn_run0", "churn_run1" };
+	long avail0, slab0, avail, slab, i;
+	int run, failed = 0;
+	double t0, t;
+	char *pages;
+
+	/* Untouched in the parent: each child faults in fresh pages. */
+	pages = mmap(NULL, CHURN_PAGES * page_size, PROT_READ | PROT_WRITE,
+		     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (pages == MAP_FAILED)
+		return 1;
+	for (run = 0; run <= 1; run++) {
+		ksm_write("run", run);
+		/* Warm the slab caches and per-CPU lists first. */
+		for (i = 0; i < iterations / 10; i++)
+			failed |= churn_once(pages);
+		avail0 = meminfo_exact_kb("MemAvailable");
+		slab0 = meminfo_exact_kb("Slab");
+		t0 = now();
+		for (i = 0; i < iterations; i++)
+			failed |= churn_once(pages);
+		t = now() - t0;
+		avail = meminfo_exact_kb("MemAvailable");
+		slab = meminfo_exact_kb("Slab");
+		report(scenario[run], "per_fork_exit", t / iterations * 1e6, "us");
+		report(scenario[run], "mem_left_per_exit",
+		       (avail0 - avail) * 1024.0 / iterations, "B");
+		report(scenario[run], "slab_left_per_exit",
+		       (slab - slab0) * 1024.0 / iterations, "B");
+		/* Measured, not waited on: no condition says ksmd is done. */
+		usleep(1000000);
+		avail = meminfo_exact_kb("MemAvailable");
+		report(scenario[run], "mem_left_per_exit_1s",
+		       (avail0 - avail) * 1024.0 / iterations, "B");
+	}
+	ksm_write("run", 2);
+	return failed ? 1 : 0;
+}
+
 static void usage(void)
 {
-	fprintf(stderr, "ksm_bench mix|volatile [-n procs] [-m MiB] [-s shared%%]\n"
-		"          [-z zero%%] [-p pages_to_scan] [-t seconds]\n");
+	fprintf(stderr, "ksm_bench mix|volatile|churn [-n procs] [-m MiB] [-s shared%%]\n"
+		"          [-z zero%%] [-p pages_to_scan] [-t seconds] [-i iterations]\n");
 	exit(2);
 }
 
@@ -418,7 +512,7 @@ int main(int argc, char **argv)
 		usage();
 	what = argv[1];
 	optind = 2;
-	while ((opt = getopt(argc, argv, "n:m:s:z:p:t:")) != -1) {
+	while ((opt = getopt(argc, argv, "n:m:s:z:p:t:i:")) != -1) {
 		switch (opt) {
 		case 'n':
 			nprocs = atoi(optarg);
@@ -438,11 +532,14 @@ int main(int argc, char **argv)
 		case 't':
 			seconds = atol(optarg);
 			break;
+		case 'i':
+			iterations = atol(optarg);
+			break;
 		default:
 			usage();
 		}
 	}
-	if (nprocs < 2 || nprocs > MAX_PROCS || mib < 1)
+	if (nprocs < 2 || nprocs > MAX_PROCS || mib < 1 || iterations < 10)
 		usage();
 	page_size = sysconf(_SC_PAGESIZE);
 	npages = mib * 1024 * 1024 / page_size;
@@ -455,6 +552,8 @@ int main(int argc, char **argv)
 		return bench_mix();
 	if (!strcmp(what, "volatile"))
 		return bench_volatile();
+	if (!strcmp(what, "churn"))
+		return bench_churn();
 	usage();
 	return 2;
 }

@@ -92,7 +92,8 @@ def start_guest(a, kernel, label, log_dir):
            "--kernel", kernel, "--initrd", a.initrd, "--label", label,
            "--suite", "bench", "--log-dir", log_dir, "--timeout", "1700",
            "--smp", str(a.smp),
-           "--append", f"bench_repeats={a.repeats} bench_args={a.args}"]
+           "--append", f"bench_repeats={a.repeats} bench_args={a.args}"
+           + (f" bench_only={a.only}" if a.only else "")]
     if a.icount is not None:
         cmd += ["--icount", str(a.icount)]
     print(f"bench: {label}: booting", flush=True)
@@ -129,6 +130,8 @@ def main():
     p.add_argument("--out", required=True)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--args", default="", help="ksm_bench mix args, commas")
+    p.add_argument("--only", default="",
+                   help="workloads to run, commas: mix,volatile,ksm_tests,churn")
     p.add_argument("--icount", default="0",
                    help="instruction clock shift; empty: the host's clock")
     p.add_argument("--smp", type=int, default=None,

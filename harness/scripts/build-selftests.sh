@@ -4,7 +4,7 @@
 #   OUT/6.12/  6.12's ksm_tests and ksm_functional_tests, from the pristine
 #              tree plus harness/selftests-6.12/*.patch (upstream fixes only)
 #   OUT/ours/  every program in the repository's tools/testing/selftests/mm/
-#   OUT/bin/   guest tools of the harness (ksm_demo)
+#   OUT/bin/   guest tools of the harness (ksm_demo, ksm_bench, ksm_stress)
 set -euo pipefail
 pristine=$(realpath "$1")
 hdr=$(realpath "$2")
@@ -69,7 +69,7 @@ if [ -d "$ours" ]; then
 	done
 fi
 
-for p in ksm_demo ksm_bench; do
+for p in ksm_demo ksm_bench ksm_stress; do
 	cc "$out/bin/$p" -Werror "$repo/harness/guest/$p.c" \
 		"$repo/harness/guest/ksm_guest.c" -lm
 done

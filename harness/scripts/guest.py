@@ -147,9 +147,9 @@ class Session:
             return
         if self.current:
             self.block.append(text)
-            if self.a.suite in ("run", "exec"):
+            if self.a.suite in ("run", "exec", "stress"):
                 print(text, flush=True)
-        elif self.a.suite in ("run", "exec"):
+        elif self.a.suite in ("run", "exec", "stress"):
             print(text, flush=True)
 
     def finish_test(self, end):
