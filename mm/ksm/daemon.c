@@ -74,11 +74,14 @@ static bool ksmd_should_run(void)
 	       (!list_empty_careful(&ksm_dead_list) && !READ_ONCE(ksm_offlining));
 }
 
+static bool ksmd_nudged;	/* woken: orphans are worth a look */
+
 /**
  * ksm_daemon_wake() - make ksmd look at its knobs and its work again
  */
 void ksm_daemon_wake(void)
 {
+	WRITE_ONCE(ksmd_nudged, true);
 	wake_up_interruptible(&ksmd_idle);
 	wake_up_interruptible(&ksmd_pause);
 }
@@ -90,16 +93,21 @@ static bool pause_over(unsigned int ms)
 
 static bool idle_over(void)
 {
-	return ksmd_should_run() || kthread_should_stop();
+	return ksmd_should_run() || kthread_should_stop() ||
+	       (READ_ONCE(ksmd_nudged) && ksm_stable_has_orphans());
 }
+
+/* Idle looks at orphans again this many times without progress. */
+#define KSM_ORPHAN_RETRIES	8
 
 static int ksmd_fn(void *unused)
 {
-	unsigned int ms;
+	unsigned int ms, retries = 0;
 
 	set_freezable();
 	set_user_nice(current, 5);
 	while (!kthread_should_stop()) {
+		WRITE_ONCE(ksmd_nudged, false);
 		mutex_lock(&ksm_lock);
 		if (!ksm_offlining) {
 			ksm_reap_dead();
@@ -107,7 +115,7 @@ static int ksmd_fn(void *unused)
 				ksm_scan_batch(READ_ONCE(ksm_knobs.pages_to_scan));
 			else if (ksm_stable_has_orphans())
 				/* No pass will end to settle them. */
-				ksm_stable_end_pass();
+				retries = ksm_stable_end_pass() ? 0 : retries + 1;
 		}
 		mutex_unlock(&ksm_lock);
 		/*
@@ -122,13 +130,16 @@ static int ksmd_fn(void *unused)
 			ms = READ_ONCE(ksm_knobs.sleep_millisecs);
 			wait_event_freezable_timeout(ksmd_pause, pause_over(ms),
 						     msecs_to_jiffies(ms));
-		} else if (ksm_stable_has_orphans()) {
+		} else if (ksm_stable_has_orphans() &&
+			   retries < KSM_ORPHAN_RETRIES) {
 			/*
 			 * KSM pages of exited mms are unmapped just after
-			 * ksmd forgot them: look at their nodes again soon.
+			 * ksmd forgot them: look at their nodes again soon,
+			 * but not for ever (a page may stay mapped unnamed).
 			 */
 			wait_event_freezable_timeout(ksmd_idle, idle_over(), HZ);
 		} else {
+			retries = 0;
 			wait_event_freezable(ksmd_idle, idle_over());
 		}
 	}

@@ -302,7 +302,7 @@ void ksm_stable_add(struct ksm_stable *s, struct ksm_mm *kmm,
 void ksm_stable_drop(struct ksm_sharer *sh);
 void ksm_stable_confirm(struct ksm_stable *s);
 void ksm_stable_moved(struct ksm_stable *s, struct folio *folio);
-void ksm_stable_end_pass(void);
+bool ksm_stable_end_pass(void);
 bool ksm_stable_has_orphans(void);
 void ksm_stable_prune(unsigned long start_pfn, unsigned long end_pfn);
 int ksm_stable_remove_all(void);

@@ -565,6 +565,8 @@ void ksm_stable_drop(struct ksm_sharer *sh)
 		kmm->mm->ksm_merging_pages--;
 	}
 
+	if (!s->nr)
+		s->pending = false;	/* a later sharer counts as usual */
 	if (folio) {
 		if (!s->nr)
 			orphan_add(s);	/* seen again at the end of the pass */
@@ -632,24 +634,25 @@ bool ksm_stable_has_orphans(void)
  * Also while ksmd does not scan, for the orphans that exits leave.
  *
  * Context: ksm_lock held.
+ * Return: true if some orphan was settled.
  */
-void ksm_stable_end_pass(void)
+bool ksm_stable_end_pass(void)
 {
 	struct ksm_stable *s, *next, *list = orphans;
+	bool settled = false;
 
 	lockdep_assert_held(&ksm_lock);
 	WRITE_ONCE(orphans, NULL);
 	for (s = list; s; s = next) {
 		next = s->orphan_next;
-		if (s->nr) {
-			s->orphan = false;
-			continue;
-		}
 		s->orphan = false;
-		if (!orphan_settle(s))
+		if (s->nr || orphan_settle(s))
+			settled = true;
+		else
 			orphan_add(s);
 		cond_resched();
 	}
+	return settled;
 }
 
 /**
@@ -702,7 +705,9 @@ int ksm_stable_remove_all(void)
 
 	lockdep_assert_held(&ksm_lock);
 	/* Orphans first, in or out of the trees: settled as at a pass end. */
-	for (s = orphans, orphans = NULL; s; s = next) {
+	s = orphans;
+	WRITE_ONCE(orphans, NULL);
+	for (; s; s = next) {
 		next = s->orphan_next;
 		s->orphan = false;
 		if (!orphan_settle(s)) {
@@ -716,6 +721,11 @@ int ksm_stable_remove_all(void)
 		while (rb) {
 			s = tnode_stable(rb_entry(rb, struct ksm_tnode, rb));
 			rb = rb_next(rb);
+			/* Listed again above: settling it here would free it listed. */
+			if (s->orphan) {
+				err = -EBUSY;
+				continue;
+			}
 			if (s->nr || !orphan_settle(s)) {
 				if (!s->nr)
 					orphan_add(s);

@@ -125,8 +125,8 @@ static ssize_t run_store(struct kobject *kobj, struct kobj_attribute *attr,
 		}
 	}
 	mutex_unlock(&ksm_lock);
-	if (mode == KSM_RUN_MERGE)
-		ksm_daemon_wake();
+	/* To merge, or to settle what unmerging left. */
+	ksm_daemon_wake();
 	return ret;
 }
 
