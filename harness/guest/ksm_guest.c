@@ -103,23 +103,29 @@ double now(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-/* A line of /proc/meminfo, in kB; -1 if missing. */
-long meminfo_kb(const char *name)
+/* The number after "name<sep>" in a /proc file of such lines; -1 if none. */
+long proc_field(const char *path, const char *name, char sep)
 {
 	char line[256];
-	long kb = -1;
+	long v = -1;
 	size_t n = strlen(name);
-	FILE *f = fopen("/proc/meminfo", "r");
+	FILE *f = fopen(path, "r");
 
 	if (!f)
 		return -1;
 	while (fgets(line, sizeof(line), f))
-		if (!strncmp(line, name, n) && line[n] == ':') {
-			kb = atol(line + n + 1);
+		if (!strncmp(line, name, n) && line[n] == sep) {
+			v = atol(line + n + 1);
 			break;
 		}
 	fclose(f);
-	return kb;
+	return v;
+}
+
+/* A line of /proc/meminfo, in kB; -1 if missing. */
+long meminfo_kb(const char *name)
+{
+	return proc_field("/proc/meminfo", name, ':');
 }
 
 /* Pages KSM tracks: 6.12's rmap_items, our tracked slots. */

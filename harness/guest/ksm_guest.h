@@ -11,6 +11,7 @@ int ksm_write(const char *name, long v);	/* 0 or -1 */
 int ksmd_pid(void);
 double task_cpu(int pid);			/* utime + stime, seconds */
 double now(void);				/* monotonic seconds */
+long proc_field(const char *path, const char *name, char sep);
 long meminfo_kb(const char *name);		/* a /proc/meminfo line, or -1 */
 long ksm_tracked(void);				/* pages KSM tracks */
 

@@ -272,20 +272,7 @@ static long read_long(const char *path)
 
 static long vmstat(const char *name)
 {
-	char line[128];
-	size_t n = strlen(name);
-	long v = -1;
-	FILE *f = fopen("/proc/vmstat", "r");
-
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (!strncmp(line, name, n) && line[n] == ' ') {
-			v = atol(line + n + 1);
-			break;
-		}
-	fclose(f);
-	return v;
+	return proc_field("/proc/vmstat", name, ' ');
 }
 
 static int is_zero(const unsigned char *p, long len)
