@@ -21,20 +21,26 @@ unsigned long long mix(unsigned long long x)
 	return x ^ (x >> 33);
 }
 
-long ksm_read(const char *name)
+/* The first number in a file, or -1. */
+long read_long(const char *path)
 {
-	char path[128];
+	FILE *f = fopen(path, "r");
 	long v = -1;
-	FILE *f;
 
-	snprintf(path, sizeof(path), KSM "%s", name);
-	f = fopen(path, "r");
 	if (!f)
 		return -1;
 	if (fscanf(f, "%ld", &v) != 1)
 		v = -1;
 	fclose(f);
 	return v;
+}
+
+long ksm_read(const char *name)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), KSM "%s", name);
+	return read_long(path);
 }
 
 int ksm_write(const char *name, long v)

@@ -6,6 +6,7 @@
 #define KSM "/sys/kernel/mm/ksm/"
 
 unsigned long long mix(unsigned long long x);	/* a bijective hash */
+long read_long(const char *path);		/* first number in a file, or -1 */
 long ksm_read(const char *name);		/* a KSM sysfs number, or -1 */
 int ksm_write(const char *name, long v);	/* 0 or -1 */
 int ksmd_pid(void);

@@ -256,20 +256,6 @@ static int write_long(const char *path, long v)
 	return write_file(path, buf);
 }
 
-/* The first number in a file, or -1. */
-static long read_long(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	long v = -1;
-
-	if (!f)
-		return -1;
-	if (fscanf(f, "%ld", &v) != 1)
-		v = -1;
-	fclose(f);
-	return v;
-}
-
 static long vmstat(const char *name)
 {
 	return proc_field("/proc/vmstat", name, ' ');
