@@ -14,53 +14,6 @@
 
 #include "ksm.h"
 
-/* Held by ksmd around each batch, and by knob writes that need it idle. */
-DEFINE_MUTEX(ksm_lock);
-
-struct ksm_knobs ksm_knobs = {
-	.run = KSM_RUN_STOP,
-	.pages_to_scan = 100,
-	.sleep_millisecs = 20,
-	.merge_across_nodes = 1,
-	.max_page_sharing = 256,
-	.chains_prune_millisecs = 2000,
-	.smart_scan = true,
-	.advisor = KSM_ADVISOR_NONE,
-	.advisor_max_cpu = 70,
-	.advisor_min_pages = 500,
-	.advisor_max_pages = 30000,
-	.advisor_target_scan_time = 200,
-};
-
-struct ksm_stats ksm_stats;
-
-/* Mappings of the zero page that KSM placed (include/linux/ksm.h). */
-atomic_long_t ksm_zero_pages = ATOMIC_LONG_INIT(0);
-
-static DECLARE_WAIT_QUEUE_HEAD(ksmd_idle);	/* stopped, or nothing to scan */
-static DECLARE_WAIT_QUEUE_HEAD(ksmd_pause);	/* between two batches */
-
-/* Set while memory goes offline: KSM pages there must not be looked at. */
-bool ksm_offlining;
-static DECLARE_WAIT_QUEUE_HEAD(ksm_offline_wait);
-
-/**
- * ksm_wait_while_offlining() - hold off until memory offlining is over
- *
- * For knob writes that change the trees, as 6.12 does.
- *
- * Context: ksm_lock held; dropped while waiting.
- */
-void ksm_wait_while_offlining(void)
-{
-	lockdep_assert_held(&ksm_lock);
-	while (ksm_offlining) {
-		mutex_unlock(&ksm_lock);
-		wait_event(ksm_offline_wait, !READ_ONCE(ksm_offlining));
-		mutex_lock(&ksm_lock);
-	}
-}
-
 static bool ksmd_should_scan(void)
 {
 	return READ_ONCE(ksm_knobs.run) == KSM_RUN_MERGE &&
@@ -74,18 +27,6 @@ static bool ksmd_should_run(void)
 	       (!list_empty_careful(&ksm_dead_list) && !READ_ONCE(ksm_offlining));
 }
 
-static bool ksmd_nudged;	/* woken: orphans are worth a look */
-
-/**
- * ksm_daemon_wake() - make ksmd look at its knobs and its work again
- */
-void ksm_daemon_wake(void)
-{
-	WRITE_ONCE(ksmd_nudged, true);
-	wake_up_interruptible(&ksmd_idle);
-	wake_up_interruptible(&ksmd_pause);
-}
-
 static bool pause_over(unsigned int ms)
 {
 	return ms != READ_ONCE(ksm_knobs.sleep_millisecs) || kthread_should_stop();
@@ -94,7 +35,7 @@ static bool pause_over(unsigned int ms)
 static bool idle_over(void)
 {
 	return ksmd_should_run() || kthread_should_stop() ||
-	       (READ_ONCE(ksmd_nudged) && ksm_stable_has_orphans());
+	       (READ_ONCE(ksm_nudged) && ksm_stable_has_orphans());
 }
 
 /* Idle looks at orphans again this many times without progress. */
@@ -107,7 +48,7 @@ static int ksmd_fn(void *unused)
 	set_freezable();
 	set_user_nice(current, 5);
 	while (!kthread_should_stop()) {
-		WRITE_ONCE(ksmd_nudged, false);
+		WRITE_ONCE(ksm_nudged, false);
 		mutex_lock(&ksm_lock);
 		if (!ksm_offlining) {
 			ksm_reap_dead();
@@ -128,7 +69,7 @@ static int ksmd_fn(void *unused)
 		if (ksmd_should_scan()) {
 			/* A new sleep_millisecs takes effect at once. */
 			ms = READ_ONCE(ksm_knobs.sleep_millisecs);
-			wait_event_freezable_timeout(ksmd_pause, pause_over(ms),
+			wait_event_freezable_timeout(ksm_pause_wait, pause_over(ms),
 						     msecs_to_jiffies(ms));
 		} else if (ksm_stable_has_orphans() &&
 			   retries < KSM_ORPHAN_RETRIES) {
@@ -137,10 +78,10 @@ static int ksmd_fn(void *unused)
 			 * ksmd forgot them: look at their nodes again soon,
 			 * but not for ever (a page may stay mapped unnamed).
 			 */
-			wait_event_freezable_timeout(ksmd_idle, idle_over(), HZ);
+			wait_event_freezable_timeout(ksm_idle_wait, idle_over(), HZ);
 		} else {
 			retries = 0;
-			wait_event_freezable(ksmd_idle, idle_over());
+			wait_event_freezable(ksm_idle_wait, idle_over());
 		}
 	}
 	return 0;
@@ -159,7 +100,7 @@ static int ksm_memory_callback(struct notifier_block *nb, unsigned long action,
 	switch (action) {
 	case MEM_GOING_OFFLINE:
 		mutex_lock(&ksm_lock);
-		WRITE_ONCE(ksm_offlining, true);
+		ksm_set_offlining(true);
 		mutex_unlock(&ksm_lock);
 		break;
 	case MEM_OFFLINE:
@@ -168,9 +109,8 @@ static int ksm_memory_callback(struct notifier_block *nb, unsigned long action,
 		if (action == MEM_OFFLINE)
 			ksm_stable_prune(mn->start_pfn,
 					 mn->start_pfn + mn->nr_pages);
-		WRITE_ONCE(ksm_offlining, false);
+		ksm_set_offlining(false);
 		mutex_unlock(&ksm_lock);
-		wake_up_all(&ksm_offline_wait);
 		ksm_daemon_wake();
 		break;
 	}

@@ -26,7 +26,7 @@ static bool walk_sharer(struct folio *folio, struct rmap_walk_control *rwc,
 {
 	struct anon_vma *anon_vma = sh->anon_vma;
 	struct anon_vma_chain *avc;
-	unsigned long addr = sh->addr;
+	unsigned long addr = ksm_sharer_addr(sh);
 
 	if (rwc->try_lock) {
 		if (!anon_vma_trylock_read(anon_vma)) {
@@ -124,7 +124,7 @@ void collect_procs_ksm(struct folio *folio, struct page *page,
 		return;
 	for (i = 0; i < s->nr; i++) {
 		struct anon_vma *anon_vma = s->sharers[i].anon_vma;
-		unsigned long addr = s->sharers[i].addr;
+		unsigned long addr = ksm_sharer_addr(&s->sharers[i]);
 
 		anon_vma_lock_read(anon_vma);
 		rcu_read_lock();

@@ -14,6 +14,7 @@
 #include <linux/rbtree.h>
 #include <linux/spinlock.h>
 #include <linux/types.h>
+#include <linux/wait.h>
 #include <linux/xarray.h>
 
 /* 8-byte words in a page */
@@ -39,6 +40,7 @@ struct ksm_cand {
 	u8 age;		/* visits the page stayed unmerged, saturating */
 	u8 skip;	/* visits still to skip (smart scan) */
 	u8 flips;	/* how often it changed lately, saturating */
+	u8 breaks;	/* how often its merges broke lately, saturating */
 	bool unshared;	/* put in the unstable tree, not visited since */
 };
 
@@ -46,15 +48,18 @@ struct ksm_cand {
 #define KSM_CAND_AGE_BITS	5
 #define KSM_CAND_SKIP_BITS	4
 #define KSM_CAND_FLIPS_BITS	3
+#define KSM_CAND_BREAKS_BITS	3
 #define KSM_CAND_SIG_BITS	(BITS_PER_LONG == 64 ? 32 : 18)
 #define KSM_CAND_AGE_MAX	((1U << KSM_CAND_AGE_BITS) - 1)
 #define KSM_CAND_SKIP_MAX	((1U << KSM_CAND_SKIP_BITS) - 1)
 #define KSM_CAND_FLIPS_MAX	((1U << KSM_CAND_FLIPS_BITS) - 1)
+#define KSM_CAND_BREAKS_MAX	((1U << KSM_CAND_BREAKS_BITS) - 1)
 
 #define KSM_CAND_AGE_SHIFT	KSM_CAND_SIG_BITS
 #define KSM_CAND_SKIP_SHIFT	(KSM_CAND_AGE_SHIFT + KSM_CAND_AGE_BITS)
 #define KSM_CAND_FLIPS_SHIFT	(KSM_CAND_SKIP_SHIFT + KSM_CAND_SKIP_BITS)
-#define KSM_CAND_UNSHARED_SHIFT	(KSM_CAND_FLIPS_SHIFT + KSM_CAND_FLIPS_BITS)
+#define KSM_CAND_BREAKS_SHIFT	(KSM_CAND_FLIPS_SHIFT + KSM_CAND_FLIPS_BITS)
+#define KSM_CAND_UNSHARED_SHIFT	(KSM_CAND_BREAKS_SHIFT + KSM_CAND_BREAKS_BITS)
 static_assert(KSM_CAND_UNSHARED_SHIFT + 1 <= BITS_PER_XA_VALUE);
 
 /* Pack a candidate into an xarray value entry; out-of-range fields clamp. */
@@ -68,6 +73,8 @@ static inline void *ksm_cand_entry(struct ksm_cand c)
 	     KSM_CAND_SKIP_SHIFT;
 	v |= (unsigned long)min_t(unsigned int, c.flips, KSM_CAND_FLIPS_MAX) <<
 	     KSM_CAND_FLIPS_SHIFT;
+	v |= (unsigned long)min_t(unsigned int, c.breaks, KSM_CAND_BREAKS_MAX) <<
+	     KSM_CAND_BREAKS_SHIFT;
 	v |= (unsigned long)c.unshared << KSM_CAND_UNSHARED_SHIFT;
 	return xa_mk_value(v);
 }
@@ -81,6 +88,7 @@ static inline struct ksm_cand ksm_entry_cand(const void *entry)
 		.age = (v >> KSM_CAND_AGE_SHIFT) & KSM_CAND_AGE_MAX,
 		.skip = (v >> KSM_CAND_SKIP_SHIFT) & KSM_CAND_SKIP_MAX,
 		.flips = (v >> KSM_CAND_FLIPS_SHIFT) & KSM_CAND_FLIPS_MAX,
+		.breaks = (v >> KSM_CAND_BREAKS_SHIFT) & KSM_CAND_BREAKS_MAX,
 		.unshared = (v >> KSM_CAND_UNSHARED_SHIFT) & 1,
 	};
 }
@@ -112,7 +120,10 @@ void ksm_track_store_sharer(struct xarray *pages, unsigned long addr,
 			    struct ksm_sharer *sharer);
 void ksm_track_forget(struct xarray *pages, unsigned long addr);
 bool ksm_cand_skip(struct ksm_cand *cand, bool smart);
-void ksm_cand_broken(struct ksm_cand *cand, u32 sig, bool smart);
+void ksm_cand_broken(struct ksm_cand *cand, u32 sig, bool smart,
+		     unsigned int hist);
+unsigned int ksm_cand_hist(struct ksm_cand cand);
+unsigned int ksm_hist_steady(unsigned int hist);
 bool ksm_cand_settle(struct ksm_cand *cand, u32 sig, bool smart);
 
 /*
@@ -147,6 +158,7 @@ int ksm_tree_find(struct rb_root *root, u64 key, const void *content,
 void ksm_tree_insert(struct rb_root *root, struct ksm_tnode *node, u64 key,
 		     struct ksm_tree_pos *pos);
 void ksm_tree_erase(struct rb_root *root, struct ksm_tnode *node);
+int ksm_tree_nid(struct page *page);
 
 /*
  * The engine: knobs, statistics, the registry of mms, the scan.
@@ -195,9 +207,17 @@ struct ksm_stats {
 	atomic_long_t tracked;		/* all tracked pages: the "rmap items" */
 };
 
+/* knobs.c: the state every other file shares; it calls none of them. */
 extern struct ksm_knobs ksm_knobs;
 extern struct ksm_stats ksm_stats;
 extern struct mutex ksm_lock;
+extern struct wait_queue_head ksm_idle_wait;
+extern struct wait_queue_head ksm_pause_wait;
+extern bool ksm_nudged;
+extern bool ksm_offlining;
+void ksm_daemon_wake(void);
+void ksm_set_offlining(bool offlining);
+void ksm_wait_while_offlining(void);
 
 /*
  * A registered mm: one per mm with MMF_VM_MERGEABLE.  When the mm exits,
@@ -223,8 +243,25 @@ struct ksm_sharer {
 	struct ksm_stable *stable;
 	struct ksm_mm *kmm;
 	struct anon_vma *anon_vma;	/* referenced */
-	unsigned long addr;
+	unsigned long where;	/* address; history in the low bits */
 };
+
+/*
+ * A merged page keeps a little of its candidate past (ksm_cand_hist()),
+ * so that a page whose merges keep breaking is told from one written once.
+ */
+#define KSM_HIST_MASK		(~PAGE_MASK)
+static_assert(KSM_CAND_FLIPS_BITS + KSM_CAND_BREAKS_BITS <= PAGE_SHIFT);
+
+static inline unsigned long ksm_sharer_addr(const struct ksm_sharer *sh)
+{
+	return sh->where & PAGE_MASK;
+}
+
+static inline unsigned int ksm_sharer_hist(const struct ksm_sharer *sh)
+{
+	return sh->where & KSM_HIST_MASK;
+}
 
 /*
  * A stable node: one KSM page, in the stable tree of its NUMA node (or
@@ -254,7 +291,25 @@ struct ksm_stable {
  */
 #define KSM_TRACKED_BYTES	(sizeof(void *) + sizeof(struct xa_node) / XA_CHUNK_SIZE)
 
+/*
+ * ksmd's cursor in ksm_mm_list: the mm being scanned and where to resume
+ * in it.  Moved under ksm_mm_lock (an exit moves it too), used by ksmd
+ * under ksm_lock.
+ */
+struct ksm_cursor {
+	struct ksm_mm *kmm;	/* NULL between two passes */
+	unsigned long addr;
+	bool mergeable;		/* the mm showed a mergeable VMA this pass */
+	bool pass_over;		/* a pass ended: its end is due */
+	unsigned long passes;	/* passes ended */
+};
+
 /* registry.c */
+extern struct ksm_cursor ksm_cursor;
+bool ksm_cursor_start(void);
+void ksm_cursor_advance(struct ksm_mm *kmm);
+bool ksm_cursor_pass_ended(void);
+void ksm_cursor_reset(void);
 int ksm_registry_init(void);
 extern spinlock_t ksm_mm_lock;
 extern struct list_head ksm_mm_list;
@@ -265,17 +320,14 @@ int ksm_unmerge_all(void);
 void ksm_reap_dead(void);
 void ksm_free_graveyard(void);
 void ksm_mm_put_unode(struct ksm_mm *kmm);
+bool ksm_mm_retire(struct ksm_mm *kmm);
+struct vm_area_struct *ksm_vma(struct mm_struct *mm, unsigned long addr);
+struct page *ksm_lookup_page(struct vm_area_struct *vma, unsigned long addr);
 
 /* scan.c */
 void ksm_scan_batch(unsigned int budget);
-void ksm_scan_mm_gone(struct ksm_mm *kmm);
 void ksm_scan_restart(void);
 void ksm_advisor_reset(void);
-
-/* daemon.c */
-void ksm_daemon_wake(void);
-void ksm_wait_while_offlining(void);
-extern bool ksm_offlining;
 
 /* The stable node of a KSM folio; NULL while it has none. */
 static inline struct ksm_stable *ksm_folio_stable(struct folio *folio)
@@ -298,8 +350,12 @@ struct ksm_stable *ksm_stable_find(u64 key, const void *content, int nid);
 void ksm_stable_insert(struct ksm_stable *s, u64 key, int nid);
 int ksm_stable_reserve(struct ksm_stable *s);
 void ksm_stable_add(struct ksm_stable *s, struct ksm_mm *kmm,
-		    unsigned long addr, struct anon_vma *anon_vma);
+		    unsigned long addr, struct anon_vma *anon_vma,
+		    unsigned int hist);
 void ksm_stable_drop(struct ksm_sharer *sh);
+void ksm_stable_drop_locked(struct ksm_sharer *sh, struct folio *folio);
+void ksm_stable_pass_start(void);
+struct ksm_stable *ksm_stable_fuller_twin(struct ksm_stable *s);
 void ksm_stable_confirm(struct ksm_stable *s);
 void ksm_stable_moved(struct ksm_stable *s, struct folio *folio);
 bool ksm_stable_end_pass(void);
@@ -308,7 +364,6 @@ void ksm_stable_prune(unsigned long start_pfn, unsigned long end_pfn);
 int ksm_stable_remove_all(void);
 bool ksm_stable_maps(struct ksm_stable *s, struct vm_area_struct *vma,
 		     unsigned long addr);
-int ksm_tree_nid(struct page *page);
 
 /* unstable.c: this pass's candidates */
 struct ksm_unode {
@@ -325,11 +380,12 @@ void ksm_unstable_erase(struct ksm_unode *u, int nid);
 void ksm_unstable_reset(void);
 
 /* merge.c */
-struct vm_area_struct *ksm_vma(struct mm_struct *mm, unsigned long addr);
-struct page *ksm_lookup_page(struct vm_area_struct *vma, unsigned long addr);
-bool ksm_merge_page(struct ksm_mm *kmm, unsigned long addr, struct page *page);
+bool ksm_merge_page(struct ksm_mm *kmm, unsigned long addr, struct page *page,
+		    unsigned int hist);
 void ksm_attach_page(struct ksm_mm *kmm, unsigned long addr,
 		     struct page *page);
+void ksm_merge_twin(struct ksm_sharer *sh, struct page *page,
+		    struct ksm_stable *t);
 
 /* unmerge.c */
 int ksm_break_range(struct vm_area_struct *vma, unsigned long start,

@@ -18,51 +18,10 @@
 #include <linux/rmap.h>
 #include <linux/sched/mm.h>
 #include <linux/swap.h>
+#include <trace/events/ksm.h>
 
 #include "../internal.h"
 #include "ksm.h"
-
-/**
- * ksm_vma() - the VMA KSM may merge in at an address
- * @mm: the mm, whose mmap lock is held
- * @addr: the address
- *
- * Return: the VMA, mergeable and with an anon_vma; or NULL.
- */
-struct vm_area_struct *ksm_vma(struct mm_struct *mm, unsigned long addr)
-{
-	struct vm_area_struct *vma = vma_lookup(mm, addr);
-
-	if (!vma || !(vma->vm_flags & VM_MERGEABLE) || !vma->anon_vma)
-		return NULL;
-	return vma;
-}
-
-/**
- * ksm_lookup_page() - the anonymous page mapped at an address
- * @vma: the VMA, whose mm's mmap lock is held
- * @addr: the address
- *
- * Return: the page, referenced; NULL if none is mapped there, or if it is
- * a KSM page, device memory or not anonymous.
- */
-struct page *ksm_lookup_page(struct vm_area_struct *vma, unsigned long addr)
-{
-	struct folio_walk fw;
-	struct folio *folio;
-	struct page *page = NULL;
-
-	folio = folio_walk_start(&fw, vma, addr, 0);
-	if (!folio)
-		return NULL;
-	if (folio_test_anon(folio) && !folio_test_ksm(folio) &&
-	    !folio_is_zone_device(folio)) {
-		page = fw.page;
-		folio_get(folio);
-	}
-	folio_walk_end(&fw, vma);
-	return page;
-}
 
 /*
  * Write-protect the mapping of @page at @addr, so that its contents stay
@@ -264,31 +223,42 @@ static struct folio *make_ksm(struct vm_area_struct *vma, unsigned long addr,
 	return folio;
 }
 
-/* Record that @addr of @kmm maps the KSM page of @s (its folio locked). */
-static void add_sharer(struct ksm_stable *s, struct ksm_mm *kmm,
-		       struct vm_area_struct *vma, unsigned long addr)
+/*
+ * Record that @addr of @kmm maps the KSM page of @s (its folio locked).
+ * Return its sharer entry: what the tracepoints call its rmap_item.
+ */
+static struct ksm_sharer *add_sharer(struct ksm_stable *s, struct ksm_mm *kmm,
+				     struct vm_area_struct *vma,
+				     unsigned long addr, unsigned int hist)
 {
 	get_anon_vma(vma->anon_vma);
-	ksm_stable_add(s, kmm, addr, vma->anon_vma);
+	ksm_stable_add(s, kmm, addr, vma->anon_vma, hist);
+	return &s->sharers[s->nr - 1];
 }
 
 /* Is @addr of @kmm a candidate, its slot there to take a sharer? */
-static bool is_candidate(struct ksm_mm *kmm, unsigned long addr)
+static bool is_candidate(struct ksm_mm *kmm, unsigned long addr,
+			 unsigned int *hist)
 {
 	struct ksm_sharer *sh;
 	struct ksm_cand cand;
 
-	return ksm_track_load(&kmm->pages, addr, &cand, &sh) == KSM_CANDIDATE;
+	if (ksm_track_load(&kmm->pages, addr, &cand, &sh) != KSM_CANDIDATE)
+		return false;
+	*hist = ksm_cand_hist(cand);
+	return true;
 }
 
 /* Merge @page into the KSM page of @s; false if that could not be done. */
 static bool merge_stable(struct ksm_mm *kmm, unsigned long addr,
-			 struct page *page, struct ksm_stable *s)
+			 struct page *page, struct ksm_stable *s,
+			 unsigned int hist)
 {
 	struct mm_struct *mm = kmm->mm;
 	struct vm_area_struct *vma;
 	struct folio *kfolio;
-	bool merged = false;
+	void *item = kmm;	/* for the tracepoint, until a sharer exists */
+	int err = -EFAULT;
 
 	mmap_read_lock(mm);
 	vma = ksm_vma(mm, addr);
@@ -298,18 +268,22 @@ static bool merge_stable(struct ksm_mm *kmm, unsigned long addr,
 	if (IS_ERR_OR_NULL(kfolio))
 		goto unlock_mm;
 	/* Room first: once the pte points to the KSM page, rmap must see it. */
-	if ((READ_ONCE(ksm_knobs.merge_across_nodes) ||
-	     folio_nid(kfolio) == page_to_nid(page)) &&
-	    !ksm_stable_reserve(s) &&
-	    !merge_into(vma, addr, page, folio_page(kfolio, 0))) {
-		add_sharer(s, kmm, vma, addr);
-		merged = true;
-	}
+	if (!READ_ONCE(ksm_knobs.merge_across_nodes) &&
+	    folio_nid(kfolio) != page_to_nid(page))
+		err = -EFAULT;
+	else
+		err = ksm_stable_reserve(s);
+	if (!err)
+		err = merge_into(vma, addr, page, folio_page(kfolio, 0));
+	if (!err)
+		item = add_sharer(s, kmm, vma, addr, hist);
+	trace_ksm_merge_with_ksm_page(folio_page(kfolio, 0), folio_pfn(kfolio),
+				      item, mm, err);
 	folio_unlock(kfolio);
 	folio_put(kfolio);
 unlock_mm:
 	mmap_read_unlock(mm);
-	return merged;
+	return !err;
 }
 
 /*
@@ -357,17 +331,20 @@ static bool unmake_ksm(struct ksm_mm *kmm, unsigned long addr,
  * twin not follow, @page gets a private copy back.
  */
 static void merge_pair(struct ksm_mm *kmm, unsigned long addr,
-		       struct page *page, struct ksm_unode *u, u64 key,
-		       int nid)
+		       struct page *page, unsigned int hist,
+		       struct ksm_unode *u, u64 key, int nid)
 {
 	struct ksm_mm *tkmm = u->kmm;
 	unsigned long taddr = u->addr;
 	struct mm_struct *mm = kmm->mm;
 	struct vm_area_struct *vma;
 	struct folio *kfolio = NULL;
+	unsigned int thist = 0;
 	struct page *tpage;
 	struct ksm_stable *s;
 	bool twin = false;
+	void *item = kmm;
+	int err;
 
 	/* Whatever comes of it, the twin leaves the unstable tree. */
 	ksm_unstable_erase(u, nid);
@@ -381,10 +358,13 @@ static void merge_pair(struct ksm_mm *kmm, unsigned long addr,
 	if (vma && !ksm_stable_reserve(s))
 		kfolio = make_ksm(vma, addr, page, s);
 	if (kfolio) {
-		add_sharer(s, kmm, vma, addr);
+		item = add_sharer(s, kmm, vma, addr, hist);
 		folio_unlock(kfolio);
 	}
 	mmap_read_unlock(mm);
+	/* As 6.12 reports the first half of a pair: no KSM page yet. */
+	trace_ksm_merge_with_ksm_page(NULL, page_to_pfn(page), item, mm,
+				      kfolio ? 0 : -EFAULT);
 	if (!kfolio) {
 		ksm_stable_free(s);	/* no page ever named it */
 		return;
@@ -395,19 +375,27 @@ static void merge_pair(struct ksm_mm *kmm, unsigned long addr,
 		goto failed;
 	mmap_read_lock(mm);
 	vma = ksm_vma(mm, taddr);
-	tpage = vma && is_candidate(tkmm, taddr) ?
+	tpage = vma && is_candidate(tkmm, taddr, &thist) ?
 		ksm_lookup_page(vma, taddr) : NULL;
+	err = -EFAULT;
+	item = tkmm;
 	if (tpage) {
 		folio_lock(kfolio);
-		if (ksm_folio_stable(kfolio) == s && !ksm_stable_reserve(s) &&
-		    !merge_into(vma, taddr, tpage, page)) {
-			add_sharer(s, tkmm, vma, taddr);
+		if (ksm_folio_stable(kfolio) != s)
+			err = -EFAULT;
+		else
+			err = ksm_stable_reserve(s);
+		if (!err)
+			err = merge_into(vma, taddr, tpage, page);
+		if (!err) {
+			item = add_sharer(s, tkmm, vma, taddr, thist);
 			twin = true;
 		}
 		folio_unlock(kfolio);
 		put_page(tpage);
 	}
 	mmap_read_unlock(mm);
+	trace_ksm_merge_with_ksm_page(page, page_to_pfn(page), item, mm, err);
 	mmput_async(mm);	/* async: ksm_lock is held */
 failed:
 	if (!twin && unmake_ksm(kmm, addr, s, kfolio))
@@ -427,8 +415,10 @@ static void merge_zero(struct ksm_mm *kmm, unsigned long addr,
 
 	mmap_read_lock(mm);
 	vma = ksm_vma(mm, addr);
-	if (vma)
+	if (vma) {
 		err = merge_into(vma, addr, page, NULL);
+		trace_ksm_merge_one_page(my_zero_pfn(addr), kmm, mm, err);
+	}
 	mmap_read_unlock(mm);
 	/* The zero page is not tracked: nothing to unmerge but the pte. */
 	if (!err)
@@ -440,11 +430,13 @@ static void merge_zero(struct ksm_mm *kmm, unsigned long addr,
  * @kmm: the page's mm, which the caller holds a user reference to
  * @addr: the page's address
  * @page: the page, referenced; not a KSM page
+ * @hist: what the page takes along if it merges (ksm_cand_hist())
  *
  * Context: ksm_lock held, no mmap lock.
  * Return: true if the page went into the unstable tree to wait for a twin.
  */
-bool ksm_merge_page(struct ksm_mm *kmm, unsigned long addr, struct page *page)
+bool ksm_merge_page(struct ksm_mm *kmm, unsigned long addr, struct page *page,
+		    unsigned int hist)
 {
 	struct ksm_stable *s;
 	struct ksm_unode *u;
@@ -464,7 +456,7 @@ bool ksm_merge_page(struct ksm_mm *kmm, unsigned long addr, struct page *page)
 	s = ksm_stable_find(key, content, nid);
 	if (s) {
 		kunmap_local(content);
-		if (merge_stable(kmm, addr, page, s))
+		if (merge_stable(kmm, addr, page, s, hist))
 			return false;
 		/* As 6.12: a KSM page that could not be had leaves the twins. */
 		content = kmap_local_page(page);
@@ -472,8 +464,80 @@ bool ksm_merge_page(struct ksm_mm *kmm, unsigned long addr, struct page *page)
 	u = ksm_unstable_find(key, content, page, nid, &inserted, kmm, addr);
 	kunmap_local(content);
 	if (u)
-		merge_pair(kmm, addr, page, u, key, nid);
+		merge_pair(kmm, addr, page, hist, u, key, nid);
 	return inserted;
+}
+
+/*
+ * Map @kpage, a twin of the KSM page @page of @folio (locked), where @page
+ * is mapped at @addr of @vma.  Both are write-protected KSM pages of the
+ * same contents: nothing needs comparing.
+ */
+static int remap_twin(struct vm_area_struct *vma, unsigned long addr,
+		      struct folio *folio, struct page *page,
+		      struct page *kpage)
+{
+	DEFINE_FOLIO_VMA_WALK(pvmw, folio, vma, addr, 0);
+	pte_t orig;
+
+	if (!page_vma_mapped_walk(&pvmw))
+		return -EAGAIN;
+	orig = pvmw.pte ? ptep_get(pvmw.pte) : __pte(0);
+	page_vma_mapped_walk_done(&pvmw);
+	if (!pte_present(orig) || pte_write(orig))
+		return -EAGAIN;
+	return replace_pte(vma, addr, page, kpage, orig);
+}
+
+/**
+ * ksm_merge_twin() - move a sharer of a KSM page to a twin with more
+ * @sh: the sharer, whose page's slot points to it
+ * @page: the KSM page it maps, referenced
+ * @t: a twin of that KSM page (ksm_stable_fuller_twin())
+ *
+ * Context: ksm_lock and a user of the sharer's mm held, no mmap lock.
+ */
+void ksm_merge_twin(struct ksm_sharer *sh, struct page *page,
+		    struct ksm_stable *t)
+{
+	unsigned long addr = ksm_sharer_addr(sh);
+	unsigned int hist = ksm_sharer_hist(sh);
+	struct folio *folio = page_folio(page);
+	struct ksm_stable *s = sh->stable;
+	struct ksm_mm *kmm = sh->kmm;
+	struct mm_struct *mm = kmm->mm;
+	struct vm_area_struct *vma;
+	struct folio *tfolio;
+	void *item = kmm;
+	int err = -EAGAIN;
+
+	mmap_read_lock(mm);
+	vma = ksm_vma(mm, addr);
+	if (!vma)
+		goto unlock_mm;
+	tfolio = ksm_stable_folio(t, true);
+	if (IS_ERR_OR_NULL(tfolio))
+		goto unlock_mm;
+	/* Rmap walks of either page must find the mapping where it is. */
+	if (tfolio == folio || (!READ_ONCE(ksm_knobs.merge_across_nodes) &&
+				folio_nid(tfolio) != folio_nid(folio)) ||
+	    !folio_trylock(folio))
+		goto unlock_t;
+	if (ksm_folio_stable(folio) == s && !ksm_stable_reserve(t))
+		err = remap_twin(vma, addr, folio, page, folio_page(tfolio, 0));
+	if (!err) {
+		ksm_stable_drop_locked(sh, folio);
+		item = add_sharer(t, kmm, vma, addr, hist);
+	} else {
+		folio_unlock(folio);
+	}
+	trace_ksm_merge_with_ksm_page(folio_page(tfolio, 0), folio_pfn(tfolio),
+				      item, mm, err);
+unlock_t:
+	folio_unlock(tfolio);
+	folio_put(tfolio);
+unlock_mm:
+	mmap_read_unlock(mm);
 }
 
 /**
@@ -513,7 +577,7 @@ void ksm_attach_page(struct ksm_mm *kmm, unsigned long addr,
 		 * exists already, and rmap must keep finding it.
 		 */
 		if (mapped == folio)
-			add_sharer(s, kmm, vma, addr);
+			add_sharer(s, kmm, vma, addr, 0);
 	}
 	folio_unlock(folio);
 unlock_mm:

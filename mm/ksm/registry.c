@@ -7,6 +7,7 @@
 #include <linux/ksm.h>
 #include <linux/mman.h>
 #include <linux/mm.h>
+#include <linux/pagewalk.h>
 #include <linux/sched/mm.h>
 #include <linux/slab.h>
 #include <trace/events/ksm.h>
@@ -20,6 +21,98 @@ LIST_HEAD(ksm_dead_list);		/* exited, pages not yet forgotten */
 static LIST_HEAD(ksm_graveyard);	/* forgotten, freed at pass end */
 static DEFINE_HASHTABLE(ksm_mm_hash, 10);
 static struct kmem_cache *ksm_mm_cache;
+
+/* Where ksmd's scan stands in ksm_mm_list (ksm.h). */
+struct ksm_cursor ksm_cursor;
+
+/* Start a pass at the first mm of @list; false if there is none. */
+static bool cursor_start(struct ksm_cursor *c, struct list_head *list)
+{
+	c->addr = 0;
+	c->mergeable = false;
+	c->kmm = list_first_entry_or_null(list, struct ksm_mm, scan);
+	return c->kmm;
+}
+
+/*
+ * Move past @kmm, still on @list, if the cursor is on it: to the next mm,
+ * or past the last to the end of the pass.
+ */
+static void cursor_advance(struct ksm_cursor *c, struct list_head *list,
+			   struct ksm_mm *kmm)
+{
+	if (c->kmm != kmm)
+		return;
+	c->addr = 0;
+	c->mergeable = false;
+	if (!list_is_last(&kmm->scan, list)) {
+		c->kmm = list_next_entry(kmm, scan);
+		return;
+	}
+	c->kmm = NULL;
+	c->pass_over = true;
+	c->passes++;
+}
+
+/* Take the news of an ended pass, once. */
+static bool cursor_pass_ended(struct ksm_cursor *c)
+{
+	bool ended = c->pass_over;
+
+	c->pass_over = false;
+	return ended;
+}
+
+/**
+ * ksm_cursor_start() - start a pass at the first registered mm
+ *
+ * Context: ksm_mm_lock held.
+ * Return: false if no mm is registered.
+ */
+bool ksm_cursor_start(void)
+{
+	lockdep_assert_held(&ksm_mm_lock);
+	return cursor_start(&ksm_cursor, &ksm_mm_list);
+}
+
+/**
+ * ksm_cursor_advance() - move the cursor past an mm, if it is on it
+ * @kmm: the mm, still listed
+ *
+ * A pass this ends is counted by ksmd (ksm_cursor_pass_ended()), not by
+ * an exiting task.
+ *
+ * Context: ksm_mm_lock held.
+ */
+void ksm_cursor_advance(struct ksm_mm *kmm)
+{
+	lockdep_assert_held(&ksm_mm_lock);
+	cursor_advance(&ksm_cursor, &ksm_mm_list, kmm);
+}
+
+/**
+ * ksm_cursor_pass_ended() - take the news of an ended pass, once
+ *
+ * Context: ksm_mm_lock held.
+ * Return: true if a pass ended since the last call.
+ */
+bool ksm_cursor_pass_ended(void)
+{
+	lockdep_assert_held(&ksm_mm_lock);
+	return cursor_pass_ended(&ksm_cursor);
+}
+
+/**
+ * ksm_cursor_reset() - drop the pass under way; the next starts afresh
+ */
+void ksm_cursor_reset(void)
+{
+	spin_lock(&ksm_mm_lock);
+	ksm_cursor.kmm = NULL;
+	ksm_cursor.addr = 0;
+	ksm_cursor.pass_over = false;
+	spin_unlock(&ksm_mm_lock);
+}
 
 /**
  * ksm_registry_init() - set up the registry at boot
@@ -91,7 +184,7 @@ void __ksm_exit(struct mm_struct *mm)
 	spin_lock(&ksm_mm_lock);
 	kmm = ksm_mm_find(mm);
 	if (kmm) {
-		ksm_scan_mm_gone(kmm);	/* while kmm is still listed */
+		ksm_cursor_advance(kmm);	/* while kmm is still listed */
 		hash_del(&kmm->hash);
 		list_move_tail(&kmm->scan, &ksm_dead_list);
 		WRITE_ONCE(kmm->dead, true);
@@ -136,6 +229,48 @@ void ksm_reap_dead(void)
 		else
 			kmm_free(kmm);
 	}
+}
+
+/**
+ * ksm_mm_retire() - an mm left with no mergeable VMA leaves the registry
+ * @kmm: the registered mm, a user of which the caller holds; its pages
+ *	 forgotten by the scan that found none mergeable
+ *
+ * As in 6.12, so that ksmd sleeps when nothing is left to merge; the mm
+ * enters again with its next mergeable VMA.  Under the mmap lock, so that
+ * no madvise() or prctl() finds it registered while it leaves.
+ *
+ * Context: ksm_lock held.
+ * Return: true if @kmm is gone (freed, or left for the end of the pass).
+ */
+bool ksm_mm_retire(struct ksm_mm *kmm)
+{
+	struct mm_struct *mm = kmm->mm;
+
+	lockdep_assert_held(&ksm_lock);
+	mmap_read_lock(mm);
+	if (ksm_process_mergeable(mm)) {
+		mmap_read_unlock(mm);
+		return false;
+	}
+	spin_lock(&ksm_mm_lock);
+	ksm_cursor_advance(kmm);
+	hash_del(&kmm->hash);
+	list_del(&kmm->scan);
+	/* Unstable nodes that name it are stale from now on. */
+	WRITE_ONCE(kmm->dead, true);
+	spin_unlock(&ksm_mm_lock);
+	/* Not MMF_VM_MERGE_ANY: its next VMA registers the mm again. */
+	clear_bit(MMF_VM_MERGEABLE, &mm->flags);
+	mmap_read_unlock(mm);
+
+	ksm_mm_forget_range(kmm, 0, ULONG_MAX);
+	xa_destroy(&kmm->pages);
+	if (kmm->unodes)
+		list_add_tail(&kmm->scan, &ksm_graveyard);
+	else
+		kmm_free(kmm);
+	return true;
 }
 
 /**
@@ -202,6 +337,48 @@ unsigned long ksm_mm_forget_range(struct ksm_mm *kmm, unsigned long start,
 		atomic_long_sub(n, &ksm_stats.tracked);
 	}
 	return n;
+}
+
+/**
+ * ksm_vma() - the VMA KSM may merge in at an address
+ * @mm: the mm, whose mmap lock is held
+ * @addr: the address
+ *
+ * Return: the VMA, mergeable and with an anon_vma; or NULL.
+ */
+struct vm_area_struct *ksm_vma(struct mm_struct *mm, unsigned long addr)
+{
+	struct vm_area_struct *vma = vma_lookup(mm, addr);
+
+	if (!vma || !(vma->vm_flags & VM_MERGEABLE) || !vma->anon_vma)
+		return NULL;
+	return vma;
+}
+
+/**
+ * ksm_lookup_page() - the anonymous page mapped at an address
+ * @vma: the VMA, whose mm's mmap lock is held
+ * @addr: the address
+ *
+ * Return: the page, referenced; NULL if none is mapped there, or if it is
+ * a KSM page, device memory or not anonymous.
+ */
+struct page *ksm_lookup_page(struct vm_area_struct *vma, unsigned long addr)
+{
+	struct folio_walk fw;
+	struct folio *folio;
+	struct page *page = NULL;
+
+	folio = folio_walk_start(&fw, vma, addr, 0);
+	if (!folio)
+		return NULL;
+	if (folio_test_anon(folio) && !folio_test_ksm(folio) &&
+	    !folio_is_zone_device(folio)) {
+		page = fw.page;
+		folio_get(folio);
+	}
+	folio_walk_end(&fw, vma);
+	return page;
 }
 
 /*
@@ -411,7 +588,7 @@ static int unmerge_mm(struct mm_struct *mm)
 }
 
 /**
- * ksm_unmerge_all() - run=2: unmerge and forget everything
+ * ksm_unmerge_all() - run=2: unmerge every registered mm, forget its pages
  *
  * Context: ksm_lock held.
  * Return: 0, or the error of unmerging.
@@ -442,14 +619,27 @@ int ksm_unmerge_all(void)
 			break;
 	}
 	spin_unlock(&ksm_mm_lock);
-	ksm_reap_dead();
-	ksm_scan_restart();
-	/* As 6.12: KSM pages that nothing maps leave the trees; count anew. */
-	if (!err) {
-		ksm_stable_remove_all();
-		ksm_stats.full_scans = 0;
-	}
 	return err;
+}
+
+/**
+ * ksm_process_mergeable() - may KSM merge anything of a process now?
+ * @mm: the process's mm, whose mmap lock is held
+ *
+ * For /proc/<pid>/ksm_stat.
+ *
+ * Return: true if some VMA of @mm is mergeable.
+ */
+bool ksm_process_mergeable(struct mm_struct *mm)
+{
+	VMA_ITERATOR(vmi, mm, 0);
+	struct vm_area_struct *vma;
+
+	mmap_assert_locked(mm);
+	for_each_vma(vmi, vma)
+		if (vma->vm_flags & VM_MERGEABLE)
+			return true;
+	return false;
 }
 
 /**
@@ -464,3 +654,7 @@ long ksm_process_profit(struct mm_struct *mm)
 	return (long)(mm->ksm_merging_pages + mm_ksm_zero_pages(mm)) * PAGE_SIZE -
 	       mm->ksm_rmap_items * KSM_TRACKED_BYTES;
 }
+
+#ifdef CONFIG_KSM_KUNIT_TEST
+#include "tests/registry-kunit.h"
+#endif

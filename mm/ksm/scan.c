@@ -14,55 +14,6 @@
 
 #include "ksm.h"
 
-/*
- * The cursor: the mm being scanned and where to resume in it.  Moved
- * under ksm_mm_lock (exit moves it too), used under ksm_lock.
- */
-struct ksm_cursor {
-	struct ksm_mm *kmm;	/* NULL between two passes */
-	unsigned long addr;
-	bool pass_over;		/* a pass ended: end_pass() is due */
-	unsigned long passes;	/* passes ended */
-};
-
-static struct ksm_cursor cur;
-
-/* Start a pass at the first mm of @list; false if there is none. */
-static bool cursor_start(struct ksm_cursor *c, struct list_head *list)
-{
-	c->addr = 0;
-	c->kmm = list_first_entry_or_null(list, struct ksm_mm, scan);
-	return c->kmm;
-}
-
-/*
- * Move past @kmm, still on @list, if the cursor is on it: to the next mm,
- * or past the last to the end of the pass.
- */
-static void cursor_advance(struct ksm_cursor *c, struct list_head *list,
-			   struct ksm_mm *kmm)
-{
-	if (c->kmm != kmm)
-		return;
-	c->addr = 0;
-	if (!list_is_last(&kmm->scan, list)) {
-		c->kmm = list_next_entry(kmm, scan);
-		return;
-	}
-	c->kmm = NULL;
-	c->pass_over = true;
-	c->passes++;
-}
-
-/* Take the news of an ended pass, once. */
-static bool cursor_pass_ended(struct ksm_cursor *c)
-{
-	bool ended = c->pass_over;
-
-	c->pass_over = false;
-	return ended;
-}
-
 #define KSM_BATCH	64
 
 enum seen_kind {
@@ -167,9 +118,11 @@ static u32 page_sig(struct page *page)
 
 /*
  * What one visit learns of a page; a page that stopped changing goes on
- * to merging.  Context: ksm_lock and a user of the mm held, no mmap lock.
+ * to merging.  Return false if smart scan passed the page by: as in 6.12,
+ * it then counts in pages_skipped, not in pages_scanned.
+ * Context: ksm_lock and a user of the mm held, no mmap lock.
  */
-static void visit_page(struct ksm_mm *kmm, unsigned long addr,
+static bool visit_page(struct ksm_mm *kmm, unsigned long addr,
 		       struct page *page)
 {
 	struct folio *folio = page_folio(page);
@@ -178,22 +131,29 @@ static void visit_page(struct ksm_mm *kmm, unsigned long addr,
 	struct ksm_cand cand;
 	bool smart, ready;
 
-	ksm_stats.pages_scanned++;
 	smart = READ_ONCE(ksm_knobs.smart_scan);
 	state = ksm_track_load(&kmm->pages, addr, &cand, &sh);
 	if (state == KSM_MERGED) {
+		unsigned int hist = ksm_sharer_hist(sh);
+
 		if (ksm_folio_stable(folio) == sh->stable) {
+			struct ksm_stable *twin;
+
 			/* Still merged; the node follows a migrated page. */
+			WRITE_ONCE(sh->where, addr | ksm_hist_steady(hist));
 			ksm_stable_moved(sh->stable, folio);
-			return;
+			twin = ksm_stable_fuller_twin(sh->stable);
+			if (twin)
+				ksm_merge_twin(sh, page, twin);
+			return true;
 		}
 		/* Written to, or unmerged, since: a candidate again. */
 		ksm_stable_drop(sh);
 		cand = (struct ksm_cand) { };
 		if (!folio_test_ksm(folio)) {
-			ksm_cand_broken(&cand, page_sig(page), smart);
+			ksm_cand_broken(&cand, page_sig(page), smart, hist);
 			ksm_track_store_cand(&kmm->pages, addr, cand, GFP_KERNEL);
-			return;
+			return true;
 		}
 		ksm_track_store_cand(&kmm->pages, addr, cand, GFP_KERNEL);
 		state = KSM_CANDIDATE;
@@ -202,28 +162,28 @@ static void visit_page(struct ksm_mm *kmm, unsigned long addr,
 		/* Never seen: one slot, and the signature to compare next time. */
 		cand = (struct ksm_cand) { };
 		if (ksm_track_store_cand(&kmm->pages, addr, cand, GFP_KERNEL))
-			return;	/* no memory: try again next pass */
+			return true;	/* no memory: try again next pass */
 		kmm->mm->ksm_rmap_items++;
 		atomic_long_inc(&ksm_stats.tracked);
 		if (folio_test_ksm(folio)) {
 			ksm_attach_page(kmm, addr, page);
-			return;
+			return true;
 		}
 		cand.sig = page_sig(page);
 		ksm_track_store_cand(&kmm->pages, addr, cand, GFP_KERNEL);
-		return;
+		return true;
 	}
 	if (folio_test_ksm(folio)) {
 		cand.unshared = false;
 		ksm_track_store_cand(&kmm->pages, addr, cand, GFP_KERNEL);
 		ksm_attach_page(kmm, addr, page);
-		return;
+		return true;
 	}
 	/* Skipped pages still count as unshared, as in 6.12. */
 	if (ksm_cand_skip(&cand, smart)) {
 		ksm_stats.pages_skipped++;
 		ksm_track_store_cand(&kmm->pages, addr, cand, GFP_KERNEL);
-		return;
+		return false;
 	}
 	/* A new pass: the unstable tree it was put in is gone. */
 	cand.unshared = false;
@@ -231,10 +191,12 @@ static void visit_page(struct ksm_mm *kmm, unsigned long addr,
 	ready = ksm_cand_settle(&cand, page_sig(page), smart);
 	/* The slot exists: overwriting it allocates nothing. */
 	ksm_track_store_cand(&kmm->pages, addr, cand, GFP_KERNEL);
-	if (ready && ksm_merge_page(kmm, addr, page)) {
+	if (ready &&
+	    ksm_merge_page(kmm, addr, page, ksm_cand_hist(cand))) {
 		cand.unshared = true;
 		ksm_track_store_cand(&kmm->pages, addr, cand, GFP_KERNEL);
 	}
+	return true;
 }
 
 /* Part of a large folio: look the page up again, holding it alone. */
@@ -250,7 +212,8 @@ static void visit_large(struct ksm_mm *kmm, unsigned long addr)
 		page = ksm_lookup_page(vma, addr);
 	mmap_read_unlock(mm);
 	if (page) {
-		visit_page(kmm, addr, page);
+		if (visit_page(kmm, addr, page))
+			ksm_stats.pages_scanned++;
 		put_page(page);
 	}
 }
@@ -261,15 +224,15 @@ static bool scan_vma_ok(struct vm_area_struct *vma)
 }
 
 /*
- * Fill the batch from cur.addr with up to @want pages, forgetting the
+ * Fill the batch from ksm_cursor.addr with up to @want pages, forgetting the
  * tracked pages the walk no longer finds (unmapped, or no longer
  * mergeable).  Return true when the walk reached the end of the mm.
  * Context: mmap lock held.
  */
 static bool fill_batch(struct ksm_mm *kmm, unsigned int want)
 {
-	VMA_ITERATOR(vmi, kmm->mm, cur.addr);
-	unsigned long addr = cur.addr;
+	VMA_ITERATOR(vmi, kmm->mm, ksm_cursor.addr);
+	unsigned long addr = ksm_cursor.addr;
 	struct ksm_batch *b = &batch;
 	struct vm_area_struct *vma;
 	unsigned int i, first;
@@ -281,6 +244,8 @@ static bool fill_batch(struct ksm_mm *kmm, unsigned int want)
 
 		ksm_mm_forget_range(kmm, addr, start);
 		addr = start;
+		if (vma->vm_flags & VM_MERGEABLE)
+			ksm_cursor.mergeable = true;
 		if (!scan_vma_ok(vma)) {
 			ksm_mm_forget_range(kmm, addr, vma->vm_end);
 			addr = vma->vm_end;
@@ -305,7 +270,7 @@ static bool fill_batch(struct ksm_mm *kmm, unsigned int want)
 			addr = b->next;
 		}
 		if (b->nr >= want) {
-			cur.addr = addr;
+			ksm_cursor.addr = addr;
 			return false;
 		}
 	}
@@ -314,7 +279,7 @@ static bool fill_batch(struct ksm_mm *kmm, unsigned int want)
 }
 
 /*
- * Scan one mm from cur.addr for at most @budget pages, a batch at a
+ * Scan one mm from ksm_cursor.addr for at most @budget pages, a batch at a
  * time: the walk holds the mmap lock, the visits do not.  Return how
  * many pages were seen; *done says whether the mm is finished for this
  * pass.  Context: ksm_lock and a user of the mm held.
@@ -336,7 +301,8 @@ static unsigned int scan_mm(struct ksm_mm *kmm, unsigned int budget,
 		for (i = 0; i < b->nr; i++) {
 			switch (b->kind[i]) {
 			case SEEN_PAGE:
-				visit_page(kmm, b->addr[i], b->page[i]);
+				if (visit_page(kmm, b->addr[i], b->page[i]))
+					ksm_stats.pages_scanned++;
 				put_page(b->page[i]);
 				break;
 			case SEEN_LARGE:
@@ -352,27 +318,6 @@ static unsigned int scan_mm(struct ksm_mm *kmm, unsigned int budget,
 			break;	/* nothing left to walk in this mm */
 	}
 	return seen;
-}
-
-/*
- * Move the cursor past @kmm, which must still be listed.  A pass this
- * ends is counted by ksmd, not by an exiting task.
- */
-static void advance_cursor(struct ksm_mm *kmm)
-{
-	lockdep_assert_held(&ksm_mm_lock);
-	cursor_advance(&cur, &ksm_mm_list, kmm);
-}
-
-/**
- * ksm_scan_mm_gone() - an mm leaves the registry
- * @kmm: the registered mm, still listed
- *
- * Context: ksm_mm_lock held.
- */
-void ksm_scan_mm_gone(struct ksm_mm *kmm)
-{
-	advance_cursor(kmm);
 }
 
 /*
@@ -468,12 +413,12 @@ static void pass_done(void)
 	bool ended;
 
 	spin_lock(&ksm_mm_lock);
-	ended = cursor_pass_ended(&cur);
+	ended = ksm_cursor_pass_ended();
 	spin_unlock(&ksm_mm_lock);
 	if (!ended)
 		return;
 	ksm_stats.full_scans++;
-	trace_ksm_stop_scan(cur.passes - 1,
+	trace_ksm_stop_scan(ksm_cursor.passes - 1,
 			    atomic_long_read(&ksm_stats.tracked));
 	advisor_pass_end();
 	end_pass();
@@ -487,11 +432,7 @@ static void pass_done(void)
 void ksm_scan_restart(void)
 {
 	lockdep_assert_held(&ksm_lock);
-	spin_lock(&ksm_mm_lock);
-	cur.kmm = NULL;
-	cur.addr = 0;
-	cur.pass_over = false;
-	spin_unlock(&ksm_mm_lock);
+	ksm_cursor_reset();
 	end_pass();
 }
 
@@ -508,29 +449,30 @@ void ksm_scan_batch(unsigned int budget)
 {
 	struct ksm_mm *kmm;
 	struct mm_struct *mm;
+	bool got, done, retired;
 	unsigned int seen;
-	bool got, done;
 
 	lockdep_assert_held(&ksm_lock);
 	while (budget) {
 		pass_done();
 
 		spin_lock(&ksm_mm_lock);
-		if (!cur.kmm) {
-			if (!cursor_start(&cur, &ksm_mm_list)) {
+		if (!ksm_cursor.kmm) {
+			if (!ksm_cursor_start()) {
 				spin_unlock(&ksm_mm_lock);
 				return;
 			}
 			spin_unlock(&ksm_mm_lock);
-			trace_ksm_start_scan(cur.passes,
+			trace_ksm_start_scan(ksm_cursor.passes,
 					     atomic_long_read(&ksm_stats.tracked));
 			if (READ_ONCE(ksm_knobs.advisor) == KSM_ADVISOR_SCAN_TIME)
 				advisor.start = ktime_get();
+			ksm_stable_pass_start();
 			/* Fresh pages wait in per-CPU lists, referenced. */
 			lru_add_drain_all();
 			continue;
 		}
-		kmm = cur.kmm;
+		kmm = ksm_cursor.kmm;
 		mm = kmm->mm;
 		/* A user reference keeps __ksm_exit() and kmm's freeing away. */
 		got = mmget_not_zero(mm);
@@ -541,13 +483,15 @@ void ksm_scan_batch(unsigned int budget)
 		if (got)
 			seen = scan_mm(kmm, budget, &done);
 		budget -= min(seen, budget);
+		/* As 6.12: an mm with no mergeable VMA left leaves the registry. */
+		retired = got && done && !ksm_cursor.mergeable && ksm_mm_retire(kmm);
 
 		spin_lock(&ksm_mm_lock);
-		if (done)
-			advance_cursor(kmm);
+		if (done && !retired)
+			ksm_cursor_advance(kmm);
 		if (got)
 			mmput_async(mm);	/* async: we hold ksm_lock */
-		done = !cur.kmm;
+		done = !ksm_cursor.kmm;
 		spin_unlock(&ksm_mm_lock);
 		if (done)
 			break;
@@ -555,6 +499,3 @@ void ksm_scan_batch(unsigned int budget)
 	pass_done();
 }
 
-#ifdef CONFIG_KSM_KUNIT_TEST
-#include "tests/scan-kunit.h"
-#endif

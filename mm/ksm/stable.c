@@ -14,23 +14,13 @@
 #include <linux/pagemap.h>
 #include <linux/rmap.h>
 #include <linux/slab.h>
+#include <trace/events/ksm.h>
 
 #include "ksm.h"
 
 static struct kmem_cache *stable_cache;
 static struct rb_root *stable_roots;	/* one a node, or just [0] */
 static u64 twins_seq;			/* the last twins class handed out */
-
-/**
- * ksm_tree_nid() - which tree a page belongs in
- * @page: the page
- *
- * Return: its NUMA node when merge_across_nodes is off, else 0.
- */
-int ksm_tree_nid(struct page *page)
-{
-	return READ_ONCE(ksm_knobs.merge_across_nodes) ? 0 : page_to_nid(page);
-}
 
 /**
  * ksm_stable_init() - set up the stable tree at boot
@@ -219,8 +209,10 @@ static void stable_erase(struct ksm_stable *s)
  */
 static void stable_gone(struct ksm_stable *s)
 {
-	if (!RB_EMPTY_NODE(&s->tn.rb))
+	if (!RB_EMPTY_NODE(&s->tn.rb)) {
+		trace_ksm_remove_ksm_page(s->kpfn);
 		stable_erase(s);
+	}
 	if (!s->nr && !s->orphan)
 		ksm_stable_free(s);
 }
@@ -463,7 +455,8 @@ int ksm_stable_reserve(struct ksm_stable *s)
 		return -ENOMEM;
 	for (i = 0; i < s->nr; i++) {
 		v[i] = s->sharers[i];
-		ksm_track_store_sharer(&v[i].kmm->pages, v[i].addr, &v[i]);
+		ksm_track_store_sharer(&v[i].kmm->pages, ksm_sharer_addr(&v[i]),
+				       &v[i]);
 		if (!(i % 1024))
 			cond_resched();
 	}
@@ -479,13 +472,15 @@ int ksm_stable_reserve(struct ksm_stable *s)
  * @kmm: the page's mm
  * @addr: where it maps the KSM page; its slot exists
  * @anon_vma: of the VMA there; the node takes over this reference
+ * @hist: what the page takes along (ksm_cand_hist())
  *
  * The page's slot names its sharer entry from now on.
  *
  * Context: ksm_lock held, the KSM folio locked.
  */
 void ksm_stable_add(struct ksm_stable *s, struct ksm_mm *kmm,
-		    unsigned long addr, struct anon_vma *anon_vma)
+		    unsigned long addr, struct anon_vma *anon_vma,
+		    unsigned int hist)
 {
 	struct ksm_sharer *sh;
 
@@ -496,7 +491,8 @@ void ksm_stable_add(struct ksm_stable *s, struct ksm_mm *kmm,
 	}
 	sh = &s->sharers[s->nr++];
 	*sh = (struct ksm_sharer) {
-		.stable = s, .kmm = kmm, .anon_vma = anon_vma, .addr = addr,
+		.stable = s, .kmm = kmm, .anon_vma = anon_vma,
+		.where = addr | (hist & KSM_HIST_MASK),
 	};
 	ksm_track_store_sharer(&kmm->pages, addr, sh);
 	if (s->pending && s->nr == 1)
@@ -530,32 +526,22 @@ void ksm_stable_confirm(struct ksm_stable *s)
 	s->sharers[0].kmm->mm->ksm_merging_pages++;
 }
 
-/**
- * ksm_stable_drop() - a tracked page no longer counts as mapping a KSM page
- * @sh: its sharer entry
- *
- * The last sharer takes @sh's place: the caller must rewrite or erase
- * the page's slot, which still points to @sh, right away.
- *
- * Context: ksm_lock held; may sleep on the KSM folio's lock.
+/*
+ * Take @sh out of its node's sharers, its KSM page @folio locked and
+ * referenced (or NULL if gone); unlock and put it.
  */
-void ksm_stable_drop(struct ksm_sharer *sh)
+static void sharer_remove(struct ksm_sharer *sh, struct folio *folio)
 {
 	struct ksm_stable *s = sh->stable;
 	struct anon_vma *anon_vma = sh->anon_vma;
 	struct ksm_mm *kmm = sh->kmm;
 	struct ksm_sharer *last;
-	struct folio *folio;
 
-	lockdep_assert_held(&ksm_lock);
-	/* Rmap walks read the sharers under the folio lock: wait for it. */
-	while (IS_ERR(folio = ksm_stable_folio(s, true)))
-		cond_resched();
-
+	trace_ksm_remove_rmap_item(READ_ONCE(s->kpfn), sh, kmm->mm);
 	last = &s->sharers[--s->nr];
 	if (sh != last) {
 		*sh = *last;
-		ksm_track_store_sharer(&sh->kmm->pages, sh->addr, sh);
+		ksm_track_store_sharer(&sh->kmm->pages, ksm_sharer_addr(sh), sh);
 	}
 	if (!s->pending) {
 		if (s->nr)
@@ -576,6 +562,108 @@ void ksm_stable_drop(struct ksm_sharer *sh)
 		stable_gone(s);
 	}
 	put_anon_vma(anon_vma);
+}
+
+/**
+ * ksm_stable_drop() - a tracked page no longer counts as mapping a KSM page
+ * @sh: its sharer entry
+ *
+ * The last sharer takes @sh's place: the caller must rewrite or erase
+ * the page's slot, which still points to @sh, right away.
+ *
+ * Context: ksm_lock held; may sleep on the KSM folio's lock.
+ */
+void ksm_stable_drop(struct ksm_sharer *sh)
+{
+	struct folio *folio;
+
+	lockdep_assert_held(&ksm_lock);
+	/* Rmap walks read the sharers under the folio lock: wait for it. */
+	while (IS_ERR(folio = ksm_stable_folio(sh->stable, true)))
+		cond_resched();
+	sharer_remove(sh, folio);
+}
+
+/**
+ * ksm_stable_drop_locked() - ksm_stable_drop(), the KSM folio at hand
+ * @sh: the sharer entry
+ * @folio: the KSM page of its node, locked; unlocked on return
+ *
+ * Context: ksm_lock held.
+ */
+void ksm_stable_drop_locked(struct ksm_sharer *sh, struct folio *folio)
+{
+	lockdep_assert_held(&ksm_lock);
+	VM_WARN_ON_ONCE_FOLIO(ksm_folio_stable(folio) != sh->stable, folio);
+	folio_get(folio);
+	sharer_remove(sh, folio);
+}
+
+/*
+ * Twins drift apart as their sharers write or exit: a pass now and then
+ * (every stable_node_chains_prune_millisecs at most) moves the sharers of
+ * an underfull KSM page to a fuller twin, so that pages_sharing per KSM
+ * page stays near max_page_sharing and emptied twins are freed.
+ */
+static bool twins_pass;			/* this pass moves sharers */
+static unsigned long twins_next;	/* jiffies: the next such pass */
+
+/* How far on each side a sharer looks for a fuller twin. */
+#define KSM_TWINS_LOOK		4
+
+/**
+ * ksm_stable_pass_start() - a pass starts: is it one that packs twins?
+ *
+ * Context: ksm_lock held.
+ */
+void ksm_stable_pass_start(void)
+{
+	lockdep_assert_held(&ksm_lock);
+	twins_pass = time_after_eq(jiffies, twins_next);
+	if (twins_pass)
+		twins_next = jiffies +
+			msecs_to_jiffies(READ_ONCE(ksm_knobs.chains_prune_millisecs));
+}
+
+/**
+ * ksm_stable_fuller_twin() - where a sharer of an underfull KSM page may go
+ * @s: the node of the KSM page
+ *
+ * Twins sit side by side in the tree.  A sharer moves to a twin with
+ * more sharers, or as many on its left, so that moves never go back and
+ * forth; a twin gets no more than max_page_sharing.
+ *
+ * Context: ksm_lock held.
+ * Return: the twin's node, or NULL to stay.
+ */
+struct ksm_stable *ksm_stable_fuller_twin(struct ksm_stable *s)
+{
+	unsigned int max = READ_ONCE(ksm_knobs.max_page_sharing);
+	struct ksm_stable *t, *best = NULL;
+	struct rb_node *rb;
+	int i;
+
+	lockdep_assert_held(&ksm_lock);
+	if (!twins_pass || s->nr >= max || s->pending ||
+	    RB_EMPTY_NODE(&s->tn.rb))
+		return NULL;
+	for (rb = rb_prev(&s->tn.rb), i = 0; rb && i < KSM_TWINS_LOOK;
+	     rb = rb_prev(rb), i++) {
+		t = tnode_stable(rb_entry(rb, struct ksm_tnode, rb));
+		if (t->twins != s->twins)
+			break;
+		if (t->nr < max && t->nr >= s->nr && (!best || t->nr > best->nr))
+			best = t;
+	}
+	for (rb = rb_next(&s->tn.rb), i = 0; rb && i < KSM_TWINS_LOOK;
+	     rb = rb_next(rb), i++) {
+		t = tnode_stable(rb_entry(rb, struct ksm_tnode, rb));
+		if (t->twins != s->twins)
+			break;
+		if (t->nr < max && t->nr > s->nr && (!best || t->nr > best->nr))
+			best = t;
+	}
+	return best;
 }
 
 /*
@@ -760,7 +848,7 @@ bool ksm_stable_maps(struct ksm_stable *s, struct vm_area_struct *vma,
 	if (!(vma->vm_flags & VM_MERGEABLE))
 		return false;
 	for (i = 0; i < s->nr; i++) {
-		if (s->sharers[i].addr != addr)
+		if (ksm_sharer_addr(&s->sharers[i]) != addr)
 			continue;
 		list_for_each_entry(avc, &vma->anon_vma_chain, same_vma)
 			if (avc->anon_vma == s->sharers[i].anon_vma)

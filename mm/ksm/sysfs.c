@@ -99,6 +99,23 @@ static ssize_t run_show(struct kobject *kobj, struct kobj_attribute *attr,
 	return sysfs_emit(buf, "%u\n", READ_ONCE(ksm_knobs.run));
 }
 
+/*
+ * run=2: unmerge every mm and forget its pages, start the scan afresh,
+ * and, as 6.12, free the KSM pages that nothing maps and count anew.
+ */
+static int unmerge_everything(void)
+{
+	int err = ksm_unmerge_all();
+
+	ksm_reap_dead();
+	ksm_scan_restart();
+	if (err)
+		return err;
+	ksm_stable_remove_all();
+	ksm_stats.full_scans = 0;
+	return 0;
+}
+
 static ssize_t run_store(struct kobject *kobj, struct kobj_attribute *attr,
 			 const char *buf, size_t count)
 {
@@ -116,7 +133,7 @@ static ssize_t run_store(struct kobject *kobj, struct kobj_attribute *attr,
 		if (mode == KSM_RUN_UNMERGE) {
 			/* Unmerging allocates: if memory runs out, kill us. */
 			set_current_oom_origin();
-			err = ksm_unmerge_all();
+			err = unmerge_everything();
 			clear_current_oom_origin();
 			if (err) {
 				WRITE_ONCE(ksm_knobs.run, KSM_RUN_STOP);

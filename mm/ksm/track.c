@@ -116,9 +116,6 @@ void ksm_track_forget(struct xarray *pages, unsigned long addr)
 #define KSM_CAND_SKIP_AFTER	3
 /* Extra visits a page must hold still for, at most. */
 #define KSM_CAND_WAIT_MAX	3
-/* A merged page written to soon after: as if it changed this often. */
-#define KSM_CAND_BROKEN_FLIPS	3
-
 /**
  * ksm_cand_skip() - should this visit pass the page by?
  * @cand: the candidate, updated
@@ -157,6 +154,7 @@ bool ksm_cand_settle(struct ksm_cand *cand, u32 sig, bool smart)
 		*cand = (struct ksm_cand) {
 			.sig = sig,
 			.flips = min(cand->flips + 1U, KSM_CAND_FLIPS_MAX),
+			.breaks = cand->breaks,
 		};
 		back_off_flips(cand, smart);
 		return false;
@@ -173,17 +171,58 @@ bool ksm_cand_settle(struct ksm_cand *cand, u32 sig, bool smart)
 	return ready;
 }
 
+#define HIST_BREAKS_SHIFT	KSM_CAND_FLIPS_BITS
+
+/**
+ * ksm_cand_hist() - what a page about to merge takes along
+ * @cand: the candidate
+ *
+ * Return: the history to keep in its sharer entry.
+ */
+unsigned int ksm_cand_hist(struct ksm_cand cand)
+{
+	return min_t(unsigned int, cand.flips, KSM_CAND_FLIPS_MAX) |
+	       min_t(unsigned int, cand.breaks, KSM_CAND_BREAKS_MAX) <<
+	       HIST_BREAKS_SHIFT;
+}
+
+/**
+ * ksm_hist_steady() - a merged page was found still merged
+ * @hist: its history
+ *
+ * Return: the history, with one broken merge forgiven.
+ */
+unsigned int ksm_hist_steady(unsigned int hist)
+{
+	if (hist >> HIST_BREAKS_SHIFT)
+		hist -= 1U << HIST_BREAKS_SHIFT;
+	return hist;
+}
+
 /**
  * ksm_cand_broken() - a merged page was found a private page again
  * @cand: filled in
  * @sig: ksm_sig_fold() of the page's signature now
  * @smart: smart scan is on
+ * @hist: the history its sharer entry kept
  *
- * Most often a write broke the sharing: the page is volatile.
+ * Most often a write broke the sharing.  A page written once after it
+ * merged is a candidate as before, and merges again two passes later if
+ * it holds still (as in 6.12); one whose merges broke lately must hold
+ * still longer each time, so that it is not merged only to be copied at
+ * its next write.
  */
-void ksm_cand_broken(struct ksm_cand *cand, u32 sig, bool smart)
+void ksm_cand_broken(struct ksm_cand *cand, u32 sig, bool smart,
+		     unsigned int hist)
 {
-	*cand = (struct ksm_cand) { .sig = sig, .flips = KSM_CAND_BROKEN_FLIPS };
+	unsigned int flips = hist & KSM_CAND_FLIPS_MAX;
+	unsigned int breaks = hist >> HIST_BREAKS_SHIFT;
+
+	*cand = (struct ksm_cand) {
+		.sig = sig,
+		.flips = min(flips + breaks, KSM_CAND_FLIPS_MAX),
+		.breaks = min(breaks + 1, KSM_CAND_BREAKS_MAX),
+	};
 	back_off_flips(cand, smart);
 }
 

@@ -15,6 +15,17 @@
 #include "ksm.h"
 
 /**
+ * ksm_tree_nid() - which tree a page belongs in
+ * @page: the page
+ *
+ * Return: its NUMA node when merge_across_nodes is off, else 0.
+ */
+int ksm_tree_nid(struct page *page)
+{
+	return READ_ONCE(ksm_knobs.merge_across_nodes) ? 0 : page_to_nid(page);
+}
+
+/**
  * ksm_tree_find() - look for a page's contents in a content tree
  * @root: the tree
  * @key: ksm_content_key() of @content

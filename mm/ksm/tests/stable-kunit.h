@@ -29,7 +29,8 @@ static void expect_slots_consistent(struct kunit *test, struct ksm_stable *s,
 		merged++;
 		KUNIT_EXPECT_PTR_EQ(test, s, sh->stable);
 		KUNIT_EXPECT_PTR_EQ(test, kmm, sh->kmm);
-		KUNIT_EXPECT_EQ(test, (unsigned long)i * PAGE_SIZE, sh->addr);
+		KUNIT_EXPECT_EQ(test, (unsigned long)i * PAGE_SIZE,
+				ksm_sharer_addr(sh));
 		KUNIT_EXPECT_TRUE(test, sh >= s->sharers &&
 				  sh < s->sharers + s->nr);
 	}
@@ -88,7 +89,7 @@ static void ksm_stable_test_sharers(struct kunit *test)
 			KUNIT_FAIL(test, "no memory");
 			goto unlock;
 		}
-		ksm_stable_add(s, kmm, i * PAGE_SIZE, anon_vma);
+		ksm_stable_add(s, kmm, i * PAGE_SIZE, anon_vma, 0);
 	}
 	KUNIT_EXPECT_EQ(test, KSM_TEST_SHARERS, s->nr);
 	KUNIT_EXPECT_EQ(test, shared + 1, ksm_stats.pages_shared);

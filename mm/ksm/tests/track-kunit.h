@@ -229,24 +229,42 @@ static void ksm_track_test_volatile_page_backs_off(struct kunit *test)
 	}
 }
 
-/* A merged page written to must hold still longer before it merges again. */
-static void ksm_track_test_broken_merge_waits(struct kunit *test)
+/* Visits a page that broke with @hist must hold still before it merges. */
+static unsigned int broken_wait(struct ksm_cand *c, unsigned int hist)
 {
-	struct ksm_cand c;
 	unsigned int held = 0;
 
-	ksm_cand_broken(&c, 42, false);
-	while (!ksm_cand_settle(&c, 42, false))
-		KUNIT_ASSERT_LT(test, ++held, 10u);
-	/* Not at the next visit, as a fresh page would, but later. */
-	KUNIT_EXPECT_GT(test, held, 1u);
-	/* Holding still makes up for it: soon ready at every visit. */
-	for (held = 0; held < 3; held++)
-		ksm_cand_settle(&c, 42, false);
-	KUNIT_EXPECT_EQ(test, 0u, (unsigned int)c.flips);
-	KUNIT_EXPECT_TRUE(test, ksm_cand_settle(&c, 42, false));
-	/* With smart scan the broken page is also skipped for a while. */
-	ksm_cand_broken(&c, 42, true);
+	ksm_cand_broken(c, 42, false, hist);
+	while (!ksm_cand_settle(c, 42, false) && held < 20)
+		held++;
+	return held;
+}
+
+/*
+ * A page written once after it merged merges again at its next unchanged
+ * visit, as 6.12's pages do; one whose merges keep breaking waits longer
+ * each time, until merges that last make up for it.
+ */
+static void ksm_track_test_broken_merge_waits(struct kunit *test)
+{
+	unsigned int hist = 0, held, last = 0, i;
+	struct ksm_cand c;
+
+	KUNIT_EXPECT_EQ(test, 0u, broken_wait(&c, hist));
+	for (i = 0; i < 3; i++) {
+		hist = ksm_cand_hist(c);
+		held = broken_wait(&c, hist);
+		KUNIT_EXPECT_GT(test, held, last);
+		last = held;
+	}
+	KUNIT_EXPECT_LT(test, last, 20u);
+	/* Merges that last: each visit still merged forgives one break. */
+	hist = ksm_cand_hist(c);
+	for (i = 0; i < KSM_CAND_BREAKS_MAX; i++)
+		hist = ksm_hist_steady(hist);
+	KUNIT_EXPECT_EQ(test, 0u, hist >> KSM_CAND_FLIPS_BITS);
+	/* With smart scan a page that keeps breaking is also skipped a while. */
+	ksm_cand_broken(&c, 42, true, ksm_cand_hist(c));
 	KUNIT_EXPECT_TRUE(test, ksm_cand_skip(&c, true));
 }
 

@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * KUnit tests for the scan cursor of mm/ksm/scan.c: a pass visits every
+ * KUnit tests for the scan cursor of mm/ksm/registry.c: a pass visits every
  * listed mm once, in order, and ends after the last; an mm leaving moves
  * the cursor only if it stood there.
  */
-#ifndef _MM_KSM_TESTS_SCAN_KUNIT_H
-#define _MM_KSM_TESTS_SCAN_KUNIT_H
+#ifndef _MM_KSM_TESTS_REGISTRY_KUNIT_H
+#define _MM_KSM_TESTS_REGISTRY_KUNIT_H
 
 #include <kunit/test.h>
 
@@ -97,4 +97,4 @@ static struct kunit_suite ksm_scan_test_suite = {
 
 kunit_test_suite(ksm_scan_test_suite);
 
-#endif /* _MM_KSM_TESTS_SCAN_KUNIT_H */
+#endif /* _MM_KSM_TESTS_REGISTRY_KUNIT_H */
