@@ -49,7 +49,7 @@ struct ksm_cand {
 #define KSM_CAND_SKIP_BITS	4
 #define KSM_CAND_FLIPS_BITS	3
 #define KSM_CAND_BREAKS_BITS	3
-#define KSM_CAND_SIG_BITS	(BITS_PER_LONG == 64 ? 32 : 18)
+#define KSM_CAND_SIG_BITS	(BITS_PER_LONG == 64 ? 32 : 15)
 #define KSM_CAND_AGE_MAX	((1U << KSM_CAND_AGE_BITS) - 1)
 #define KSM_CAND_SKIP_MAX	((1U << KSM_CAND_SKIP_BITS) - 1)
 #define KSM_CAND_FLIPS_MAX	((1U << KSM_CAND_FLIPS_BITS) - 1)
@@ -255,12 +255,12 @@ static_assert(KSM_CAND_FLIPS_BITS + KSM_CAND_BREAKS_BITS <= PAGE_SHIFT);
 
 static inline unsigned long ksm_sharer_addr(const struct ksm_sharer *sh)
 {
-	return sh->where & PAGE_MASK;
+	return READ_ONCE(sh->where) & PAGE_MASK;
 }
 
 static inline unsigned int ksm_sharer_hist(const struct ksm_sharer *sh)
 {
-	return sh->where & KSM_HIST_MASK;
+	return READ_ONCE(sh->where) & KSM_HIST_MASK;
 }
 
 /*
@@ -322,6 +322,7 @@ void ksm_free_graveyard(void);
 void ksm_mm_put_unode(struct ksm_mm *kmm);
 bool ksm_mm_retire(struct ksm_mm *kmm);
 struct vm_area_struct *ksm_vma(struct mm_struct *mm, unsigned long addr);
+bool ksm_process_mergeable(struct mm_struct *mm);
 struct page *ksm_lookup_page(struct vm_area_struct *vma, unsigned long addr);
 
 /* scan.c */
@@ -349,9 +350,9 @@ struct folio *ksm_stable_folio(struct ksm_stable *s, bool lock);
 struct ksm_stable *ksm_stable_find(u64 key, const void *content, int nid);
 void ksm_stable_insert(struct ksm_stable *s, u64 key, int nid);
 int ksm_stable_reserve(struct ksm_stable *s);
-void ksm_stable_add(struct ksm_stable *s, struct ksm_mm *kmm,
-		    unsigned long addr, struct anon_vma *anon_vma,
-		    unsigned int hist);
+struct ksm_sharer *ksm_stable_add(struct ksm_stable *s, struct ksm_mm *kmm,
+				  unsigned long addr, struct anon_vma *anon_vma,
+				  unsigned int hist);
 void ksm_stable_drop(struct ksm_sharer *sh);
 void ksm_stable_drop_locked(struct ksm_sharer *sh, struct folio *folio);
 void ksm_stable_pass_start(void);

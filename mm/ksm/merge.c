@@ -232,8 +232,7 @@ static struct ksm_sharer *add_sharer(struct ksm_stable *s, struct ksm_mm *kmm,
 				     unsigned long addr, unsigned int hist)
 {
 	get_anon_vma(vma->anon_vma);
-	ksm_stable_add(s, kmm, addr, vma->anon_vma, hist);
-	return &s->sharers[s->nr - 1];
+	return ksm_stable_add(s, kmm, addr, vma->anon_vma, hist);
 }
 
 /* Is @addr of @kmm a candidate, its slot there to take a sharer? */
@@ -518,14 +517,21 @@ void ksm_merge_twin(struct ksm_sharer *sh, struct page *page,
 	tfolio = ksm_stable_folio(t, true);
 	if (IS_ERR_OR_NULL(tfolio))
 		goto unlock_mm;
-	/* Rmap walks of either page must find the mapping where it is. */
-	if (tfolio == folio || (!READ_ONCE(ksm_knobs.merge_across_nodes) &&
-				folio_nid(tfolio) != folio_nid(folio)) ||
+	if (tfolio == folio || folio_test_hwpoison(tfolio) ||
+	    (!READ_ONCE(ksm_knobs.merge_across_nodes) &&
+	     folio_nid(tfolio) != folio_nid(folio)) ||
 	    !folio_trylock(folio))
 		goto unlock_t;
-	if (ksm_folio_stable(folio) == s && !ksm_stable_reserve(t))
+	/*
+	 * Forked children that ksmd did not visit yet map the page unnamed,
+	 * found by rmap only through this sharer's anon_vma: leave it be.
+	 */
+	if (ksm_folio_stable(folio) == s && folio_mapcount(folio) <= s->nr &&
+	    !ksm_stable_reserve(t))
 		err = remap_twin(vma, addr, folio, page, folio_page(tfolio, 0));
 	if (!err) {
+		/* As in merge_into(): MADV_FREE may have made the twin clean. */
+		folio_mark_dirty(tfolio);
 		ksm_stable_drop_locked(sh, folio);
 		item = add_sharer(t, kmm, vma, addr, hist);
 	} else {

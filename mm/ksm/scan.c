@@ -140,7 +140,10 @@ static bool visit_page(struct ksm_mm *kmm, unsigned long addr,
 			struct ksm_stable *twin;
 
 			/* Still merged; the node follows a migrated page. */
-			WRITE_ONCE(sh->where, addr | ksm_hist_steady(hist));
+			VM_WARN_ON_ONCE(ksm_sharer_addr(sh) != addr);
+			if (ksm_hist_steady(hist) != hist)
+				WRITE_ONCE(sh->where,
+					   addr | ksm_hist_steady(hist));
 			ksm_stable_moved(sh->stable, folio);
 			twin = ksm_stable_fuller_twin(sh->stable);
 			if (twin)
@@ -199,12 +202,16 @@ static bool visit_page(struct ksm_mm *kmm, unsigned long addr,
 	return true;
 }
 
-/* Part of a large folio: look the page up again, holding it alone. */
-static void visit_large(struct ksm_mm *kmm, unsigned long addr)
+/*
+ * Part of a large folio: look the page up again, holding it alone.
+ * Return true if it counts as scanned.
+ */
+static bool visit_large(struct ksm_mm *kmm, unsigned long addr)
 {
 	struct mm_struct *mm = kmm->mm;
 	struct vm_area_struct *vma;
 	struct page *page = NULL;
+	bool looked = false;
 
 	mmap_read_lock(mm);
 	vma = ksm_vma(mm, addr);
@@ -212,10 +219,10 @@ static void visit_large(struct ksm_mm *kmm, unsigned long addr)
 		page = ksm_lookup_page(vma, addr);
 	mmap_read_unlock(mm);
 	if (page) {
-		if (visit_page(kmm, addr, page))
-			ksm_stats.pages_scanned++;
+		looked = visit_page(kmm, addr, page);
 		put_page(page);
 	}
+	return looked;
 }
 
 static bool scan_vma_ok(struct vm_area_struct *vma)
@@ -240,17 +247,16 @@ static bool fill_batch(struct ksm_mm *kmm, unsigned int want)
 
 	b->nr = 0;
 	for_each_vma(vmi, vma) {
-		unsigned long start = max(addr, vma->vm_start);
+		unsigned long start;
 
-		ksm_mm_forget_range(kmm, addr, start);
-		addr = start;
 		if (vma->vm_flags & VM_MERGEABLE)
 			ksm_cursor.mergeable = true;
-		if (!scan_vma_ok(vma)) {
-			ksm_mm_forget_range(kmm, addr, vma->vm_end);
-			addr = vma->vm_end;
+		/* Forgotten with the gap before the next VMA to scan: one call. */
+		if (!scan_vma_ok(vma))
 			continue;
-		}
+		start = max(addr, vma->vm_start);
+		ksm_mm_forget_range(kmm, addr, start);
+		addr = start;
 		while (addr < vma->vm_end && b->nr < want) {
 			first = b->nr;
 			b->max = want;
@@ -280,9 +286,11 @@ static bool fill_batch(struct ksm_mm *kmm, unsigned int want)
 
 /*
  * Scan one mm from ksm_cursor.addr for at most @budget pages, a batch at a
- * time: the walk holds the mmap lock, the visits do not.  Return how
- * many pages were seen; *done says whether the mm is finished for this
- * pass.  Context: ksm_lock and a user of the mm held.
+ * time: the walk holds the mmap lock, the visits do not.  As in 6.12, the
+ * budget counts the pages scanned, not those smart scan passed by or that
+ * are swapped out.  Return how many were scanned; *done says whether the
+ * mm is finished for this pass.  Context: ksm_lock and a user of the mm
+ * held.
  */
 static unsigned int scan_mm(struct ksm_mm *kmm, unsigned int budget,
 			    bool *done)
@@ -299,20 +307,24 @@ static unsigned int scan_mm(struct ksm_mm *kmm, unsigned int budget,
 		mmap_read_unlock(mm);
 
 		for (i = 0; i < b->nr; i++) {
+			bool looked = false;
+
 			switch (b->kind[i]) {
 			case SEEN_PAGE:
-				if (visit_page(kmm, b->addr[i], b->page[i]))
-					ksm_stats.pages_scanned++;
+				looked = visit_page(kmm, b->addr[i], b->page[i]);
 				put_page(b->page[i]);
 				break;
 			case SEEN_LARGE:
-				visit_large(kmm, b->addr[i]);
+				looked = visit_large(kmm, b->addr[i]);
 				break;
 			case SEEN_SWAP:
 				break;
 			}
+			if (looked) {
+				ksm_stats.pages_scanned++;
+				seen++;
+			}
 		}
-		seen += b->nr;
 		cond_resched();
 		if (!b->nr)
 			break;	/* nothing left to walk in this mm */

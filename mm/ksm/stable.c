@@ -477,17 +477,19 @@ int ksm_stable_reserve(struct ksm_stable *s)
  * The page's slot names its sharer entry from now on.
  *
  * Context: ksm_lock held, the KSM folio locked.
+ * Return: the sharer entry (what tracepoints call its rmap_item), or NULL
+ * if no room was reserved.
  */
-void ksm_stable_add(struct ksm_stable *s, struct ksm_mm *kmm,
-		    unsigned long addr, struct anon_vma *anon_vma,
-		    unsigned int hist)
+struct ksm_sharer *ksm_stable_add(struct ksm_stable *s, struct ksm_mm *kmm,
+				  unsigned long addr, struct anon_vma *anon_vma,
+				  unsigned int hist)
 {
 	struct ksm_sharer *sh;
 
 	lockdep_assert_held(&ksm_lock);
 	if (WARN_ON_ONCE(s->nr >= s->cap)) {
 		put_anon_vma(anon_vma);
-		return;
+		return NULL;
 	}
 	sh = &s->sharers[s->nr++];
 	*sh = (struct ksm_sharer) {
@@ -496,13 +498,14 @@ void ksm_stable_add(struct ksm_stable *s, struct ksm_mm *kmm,
 	};
 	ksm_track_store_sharer(&kmm->pages, addr, sh);
 	if (s->pending && s->nr == 1)
-		return;		/* counted when the twin joins */
+		return sh;	/* counted when the twin joins */
 	ksm_stable_confirm(s);
 	if (s->nr == 1)
 		ksm_stats.pages_shared++;
 	else
 		ksm_stats.pages_sharing++;
 	kmm->mm->ksm_merging_pages++;
+	return sh;
 }
 
 /**
@@ -606,7 +609,7 @@ void ksm_stable_drop_locked(struct ksm_sharer *sh, struct folio *folio)
  * page stays near max_page_sharing and emptied twins are freed.
  */
 static bool twins_pass;			/* this pass moves sharers */
-static unsigned long twins_next;	/* jiffies: the next such pass */
+static unsigned long twins_next = INITIAL_JIFFIES;	/* the next such pass */
 
 /* How far on each side a sharer looks for a fuller twin. */
 #define KSM_TWINS_LOOK		4

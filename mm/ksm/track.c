@@ -116,6 +116,7 @@ void ksm_track_forget(struct xarray *pages, unsigned long addr)
 #define KSM_CAND_SKIP_AFTER	3
 /* Extra visits a page must hold still for, at most. */
 #define KSM_CAND_WAIT_MAX	3
+
 /**
  * ksm_cand_skip() - should this visit pass the page by?
  * @cand: the candidate, updated
@@ -160,7 +161,9 @@ bool ksm_cand_settle(struct ksm_cand *cand, u32 sig, bool smart)
 		return false;
 	}
 	cand->age = min_t(unsigned int, cand->age + 1, KSM_CAND_AGE_MAX);
-	ready = cand->age > min_t(unsigned int, cand->flips, KSM_CAND_WAIT_MAX);
+	/* One change waits one visit, as in 6.12; more changes, longer. */
+	ready = cand->age > min_t(unsigned int, cand->flips ? cand->flips - 1 : 0,
+				  KSM_CAND_WAIT_MAX);
 	/* Holding still long enough makes up for a change. */
 	if (ready && cand->flips)
 		cand->flips--;
@@ -218,9 +221,11 @@ void ksm_cand_broken(struct ksm_cand *cand, u32 sig, bool smart,
 	unsigned int flips = hist & KSM_CAND_FLIPS_MAX;
 	unsigned int breaks = hist >> HIST_BREAKS_SHIFT;
 
+	/* The first break costs no wait; each later one, a visit more. */
 	*cand = (struct ksm_cand) {
 		.sig = sig,
-		.flips = min(flips + breaks, KSM_CAND_FLIPS_MAX),
+		.flips = min(flips + (breaks ? breaks + 1 : 0),
+			     KSM_CAND_FLIPS_MAX),
 		.breaks = min(breaks + 1, KSM_CAND_BREAKS_MAX),
 	};
 	back_off_flips(cand, smart);
