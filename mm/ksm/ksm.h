@@ -110,6 +110,15 @@ enum ksm_track_state {
 	KSM_MERGED,		/* pointer to its sharer entry */
 };
 
+/*
+ * What the tracepoints call a page's rmap_item: a token for the tracked
+ * page (its mm and address), the same for all its events.
+ */
+static inline void *ksm_rmap_token(const void *kmm, unsigned long addr)
+{
+	return (void *)((unsigned long)kmm ^ (addr & PAGE_MASK));
+}
+
 /* track.c */
 enum ksm_track_state ksm_track_load(struct xarray *pages, unsigned long addr,
 				    struct ksm_cand *cand,

@@ -225,7 +225,7 @@ static struct folio *make_ksm(struct vm_area_struct *vma, unsigned long addr,
 
 /*
  * Record that @addr of @kmm maps the KSM page of @s (its folio locked).
- * Return its sharer entry: what the tracepoints call its rmap_item.
+ * Return its sharer entry, or NULL.
  */
 static struct ksm_sharer *add_sharer(struct ksm_stable *s, struct ksm_mm *kmm,
 				     struct vm_area_struct *vma,
@@ -256,7 +256,6 @@ static bool merge_stable(struct ksm_mm *kmm, unsigned long addr,
 	struct mm_struct *mm = kmm->mm;
 	struct vm_area_struct *vma;
 	struct folio *kfolio;
-	void *item = kmm;	/* for the tracepoint, until a sharer exists */
 	int err = -EFAULT;
 
 	mmap_read_lock(mm);
@@ -275,9 +274,9 @@ static bool merge_stable(struct ksm_mm *kmm, unsigned long addr,
 	if (!err)
 		err = merge_into(vma, addr, page, folio_page(kfolio, 0));
 	if (!err)
-		item = add_sharer(s, kmm, vma, addr, hist);
+		add_sharer(s, kmm, vma, addr, hist);
 	trace_ksm_merge_with_ksm_page(folio_page(kfolio, 0), folio_pfn(kfolio),
-				      item, mm, err);
+				      ksm_rmap_token(kmm, addr), mm, err);
 	folio_unlock(kfolio);
 	folio_put(kfolio);
 unlock_mm:
@@ -342,7 +341,6 @@ static void merge_pair(struct ksm_mm *kmm, unsigned long addr,
 	struct page *tpage;
 	struct ksm_stable *s;
 	bool twin = false;
-	void *item = kmm;
 	int err;
 
 	/* Whatever comes of it, the twin leaves the unstable tree. */
@@ -357,12 +355,13 @@ static void merge_pair(struct ksm_mm *kmm, unsigned long addr,
 	if (vma && !ksm_stable_reserve(s))
 		kfolio = make_ksm(vma, addr, page, s);
 	if (kfolio) {
-		item = add_sharer(s, kmm, vma, addr, hist);
+		add_sharer(s, kmm, vma, addr, hist);
 		folio_unlock(kfolio);
 	}
 	mmap_read_unlock(mm);
 	/* As 6.12 reports the first half of a pair: no KSM page yet. */
-	trace_ksm_merge_with_ksm_page(NULL, page_to_pfn(page), item, mm,
+	trace_ksm_merge_with_ksm_page(NULL, page_to_pfn(page),
+				      ksm_rmap_token(kmm, addr), mm,
 				      kfolio ? 0 : -EFAULT);
 	if (!kfolio) {
 		ksm_stable_free(s);	/* no page ever named it */
@@ -377,7 +376,6 @@ static void merge_pair(struct ksm_mm *kmm, unsigned long addr,
 	tpage = vma && is_candidate(tkmm, taddr, &thist) ?
 		ksm_lookup_page(vma, taddr) : NULL;
 	err = -EFAULT;
-	item = tkmm;
 	if (tpage) {
 		folio_lock(kfolio);
 		if (ksm_folio_stable(kfolio) != s)
@@ -387,14 +385,15 @@ static void merge_pair(struct ksm_mm *kmm, unsigned long addr,
 		if (!err)
 			err = merge_into(vma, taddr, tpage, page);
 		if (!err) {
-			item = add_sharer(s, tkmm, vma, taddr, thist);
+			add_sharer(s, tkmm, vma, taddr, thist);
 			twin = true;
 		}
 		folio_unlock(kfolio);
 		put_page(tpage);
 	}
 	mmap_read_unlock(mm);
-	trace_ksm_merge_with_ksm_page(page, page_to_pfn(page), item, mm, err);
+	trace_ksm_merge_with_ksm_page(page, page_to_pfn(page),
+				      ksm_rmap_token(tkmm, taddr), mm, err);
 	mmput_async(mm);	/* async: ksm_lock is held */
 failed:
 	if (!twin && unmake_ksm(kmm, addr, s, kfolio))
@@ -416,7 +415,8 @@ static void merge_zero(struct ksm_mm *kmm, unsigned long addr,
 	vma = ksm_vma(mm, addr);
 	if (vma) {
 		err = merge_into(vma, addr, page, NULL);
-		trace_ksm_merge_one_page(my_zero_pfn(addr), kmm, mm, err);
+		trace_ksm_merge_one_page(my_zero_pfn(addr),
+					 ksm_rmap_token(kmm, addr), mm, err);
 	}
 	mmap_read_unlock(mm);
 	/* The zero page is not tracked: nothing to unmerge but the pte. */
@@ -507,7 +507,6 @@ void ksm_merge_twin(struct ksm_sharer *sh, struct page *page,
 	struct mm_struct *mm = kmm->mm;
 	struct vm_area_struct *vma;
 	struct folio *tfolio;
-	void *item = kmm;
 	int err = -EAGAIN;
 
 	mmap_read_lock(mm);
@@ -533,12 +532,12 @@ void ksm_merge_twin(struct ksm_sharer *sh, struct page *page,
 		/* As in merge_into(): MADV_FREE may have made the twin clean. */
 		folio_mark_dirty(tfolio);
 		ksm_stable_drop_locked(sh, folio);
-		item = add_sharer(t, kmm, vma, addr, hist);
+		add_sharer(t, kmm, vma, addr, hist);
 	} else {
 		folio_unlock(folio);
 	}
 	trace_ksm_merge_with_ksm_page(folio_page(tfolio, 0), folio_pfn(tfolio),
-				      item, mm, err);
+				      ksm_rmap_token(kmm, addr), mm, err);
 unlock_t:
 	folio_unlock(tfolio);
 	folio_put(tfolio);

@@ -348,11 +348,12 @@ static void end_pass(void)
  * The scan-time advisor (advisor_mode=scan-time), with 6.12's rules: at
  * the end of each pass, pages_to_scan is scaled by how far the pass's
  * length was from advisor_target_scan_time, times a smoothed trend of
- * pass lengths, then kept within what ksmd's CPU use allows (between
- * KSM_ADVISOR_MIN_CPU and advisor_max_cpu percent, at today's cost per
- * page) and within advisor_min/max_pages_to_scan.
+ * pass lengths, then kept within what ksmd's CPU use allows (at most
+ * advisor_max_cpu percent, at today's cost per page) and within
+ * advisor_min/max_pages_to_scan.  6.12 also holds ksmd above 10% CPU;
+ * scanning cheaply, ours would then run far ahead of the target and
+ * swing back and forth, so it does not.
  */
-#define KSM_ADVISOR_MIN_CPU	10	/* percent */
 #define KSM_ADVISOR_SMOOTHING	30	/* weight of the newest, percent */
 
 static struct {
@@ -406,7 +407,6 @@ static void advisor_pass_end(void)
 	pages = mul_sat(pages, trend) / 100;
 	per_pct = max(cur / pct, 1UL);
 	pages = min(pages, mul_sat(per_pct, READ_ONCE(ksm_knobs.advisor_max_cpu)));
-	pages = max(pages, per_pct * KSM_ADVISOR_MIN_CPU);
 	pages = max(pages, READ_ONCE(ksm_knobs.advisor_min_pages));
 	pages = min(pages, READ_ONCE(ksm_knobs.advisor_max_pages));
 	pages = min_t(unsigned long, pages, UINT_MAX);
@@ -429,9 +429,10 @@ static void pass_done(void)
 	spin_unlock(&ksm_mm_lock);
 	if (!ended)
 		return;
-	ksm_stats.full_scans++;
-	trace_ksm_stop_scan(ksm_cursor.passes - 1,
+	/* Numbered as full_scans counts them, from 0 after run=2 (6.12). */
+	trace_ksm_stop_scan(ksm_stats.full_scans,
 			    atomic_long_read(&ksm_stats.tracked));
+	ksm_stats.full_scans++;
 	advisor_pass_end();
 	end_pass();
 }
@@ -475,7 +476,7 @@ void ksm_scan_batch(unsigned int budget)
 				return;
 			}
 			spin_unlock(&ksm_mm_lock);
-			trace_ksm_start_scan(ksm_cursor.passes,
+			trace_ksm_start_scan(ksm_stats.full_scans,
 					     atomic_long_read(&ksm_stats.tracked));
 			if (READ_ONCE(ksm_knobs.advisor) == KSM_ADVISOR_SCAN_TIME)
 				advisor.start = ktime_get();

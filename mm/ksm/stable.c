@@ -540,7 +540,17 @@ static void sharer_remove(struct ksm_sharer *sh, struct folio *folio)
 	struct ksm_mm *kmm = sh->kmm;
 	struct ksm_sharer *last;
 
-	trace_ksm_remove_rmap_item(READ_ONCE(s->kpfn), sh, kmm->mm);
+	/*
+	 * As 6.12 traces the rmap_items still listed, all but the last, when
+	 * it finds a KSM page gone: here, when its page is freed or mapped
+	 * no more, or its mm exited.  A sharer leaving a page that stays is
+	 * not traced.
+	 */
+	if (s->nr > 1 &&
+	    (!folio || !folio_mapped(folio) || READ_ONCE(kmm->dead)))
+		trace_ksm_remove_rmap_item(READ_ONCE(s->kpfn),
+					   ksm_rmap_token(kmm, sh->where),
+					   kmm->mm);
 	last = &s->sharers[--s->nr];
 	if (sh != last) {
 		*sh = *last;
