@@ -488,6 +488,33 @@ static int remap_twin(struct vm_area_struct *vma, unsigned long addr,
 	return replace_pte(vma, addr, page, kpage, orig);
 }
 
+/*
+ * Does rmap find a mapping of @sh's KSM page only through @sh: a forked
+ * child's, which ksmd has not visited yet?  Walked as rmap_walk_ksm()
+ * walks it, the KSM folio locked.
+ */
+static bool sharer_covers_others(struct ksm_sharer *sh)
+{
+	unsigned long addr = ksm_sharer_addr(sh);
+	struct anon_vma *anon_vma = sh->anon_vma;
+	struct mm_struct *mm = sh->kmm->mm;
+	struct anon_vma_chain *avc;
+	bool others = false;
+
+	anon_vma_lock_read(anon_vma);
+	anon_vma_interval_tree_foreach(avc, &anon_vma->rb_root, 0, ULONG_MAX) {
+		struct vm_area_struct *vma = avc->vma;
+
+		if (vma->vm_mm != mm && addr >= vma->vm_start &&
+		    addr < vma->vm_end) {
+			others = true;
+			break;
+		}
+	}
+	anon_vma_unlock_read(anon_vma);
+	return others;
+}
+
 /**
  * ksm_merge_twin() - move a sharer of a KSM page to a twin with more
  * @sh: the sharer, whose page's slot points to it
@@ -507,7 +534,7 @@ void ksm_merge_twin(struct ksm_sharer *sh, struct page *page,
 	struct mm_struct *mm = kmm->mm;
 	struct vm_area_struct *vma;
 	struct folio *tfolio;
-	int err = -EAGAIN;
+	int err;
 
 	mmap_read_lock(mm);
 	vma = ksm_vma(mm, addr);
@@ -525,9 +552,12 @@ void ksm_merge_twin(struct ksm_sharer *sh, struct page *page,
 	 * Forked children that ksmd did not visit yet map the page unnamed,
 	 * found by rmap only through this sharer's anon_vma: leave it be.
 	 */
-	if (ksm_folio_stable(folio) == s && folio_mapcount(folio) <= s->nr &&
-	    !ksm_stable_reserve(t))
-		err = remap_twin(vma, addr, folio, page, folio_page(tfolio, 0));
+	if (ksm_folio_stable(folio) != s || sharer_covers_others(sh) ||
+	    ksm_stable_reserve(t)) {
+		folio_unlock(folio);
+		goto unlock_t;
+	}
+	err = remap_twin(vma, addr, folio, page, folio_page(tfolio, 0));
 	if (!err) {
 		/* As in merge_into(): MADV_FREE may have made the twin clean. */
 		folio_mark_dirty(tfolio);

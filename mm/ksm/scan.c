@@ -29,6 +29,7 @@ enum seen_kind {
 struct ksm_batch {
 	unsigned int nr;
 	unsigned int max;
+	unsigned int idle;		/* ptes passed over with no page */
 	unsigned long next;		/* where the walk stopped */
 	unsigned long addr[KSM_BATCH];
 	struct page *page[KSM_BATCH];
@@ -46,6 +47,21 @@ static int batch_add(struct ksm_batch *b, unsigned long addr,
 	b->page[b->nr] = page;
 	b->kind[b->nr] = kind;
 	if (++b->nr < b->max)
+		return 0;
+	b->next = next;
+	return 1;
+}
+
+/*
+ * Ptes a walk passes over (none, zero page, not anonymous) before it
+ * stops to let the scan yield: a huge VMA of such ptes must not hold
+ * the CPU.
+ */
+#define KSM_WALK_IDLE	1024
+
+static int batch_idle(struct ksm_batch *b, unsigned long next)
+{
+	if (++b->idle < KSM_WALK_IDLE)
 		return 0;
 	b->next = next;
 	return 1;
@@ -84,16 +100,16 @@ static int batch_pte_entry(pte_t *pte, unsigned long addr, unsigned long next,
 
 	if (!pte_present(val)) {
 		if (pte_none(val) || !is_swap_pte(val))
-			return 0;
+			return batch_idle(b, next);
 		return batch_add(b, addr, NULL, SEEN_SWAP, next);
 	}
 	page = vm_normal_page(walk->vma, addr, val);
 	if (!page)
-		return 0;
+		return batch_idle(b, next);
 	folio = page_folio(page);
 	/* Device memory is not ours to merge, even when mapped like RAM. */
 	if (!folio_test_anon(folio) || folio_is_zone_device(folio))
-		return 0;
+		return batch_idle(b, next);
 	if (folio_test_large(folio))
 		return batch_add(b, addr, NULL, SEEN_LARGE, next);
 	folio_get(folio);
@@ -246,6 +262,7 @@ static bool fill_batch(struct ksm_mm *kmm, unsigned int want)
 	int err;
 
 	b->nr = 0;
+	b->idle = 0;
 	for_each_vma(vmi, vma) {
 		unsigned long start;
 
@@ -274,8 +291,10 @@ static bool fill_batch(struct ksm_mm *kmm, unsigned int want)
 			}
 			ksm_mm_forget_range(kmm, addr, b->next);
 			addr = b->next;
+			if (b->idle >= KSM_WALK_IDLE)
+				break;
 		}
-		if (b->nr >= want) {
+		if (b->nr >= want || b->idle >= KSM_WALK_IDLE) {
 			ksm_cursor.addr = addr;
 			return false;
 		}
@@ -326,8 +345,6 @@ static unsigned int scan_mm(struct ksm_mm *kmm, unsigned int budget,
 			}
 		}
 		cond_resched();
-		if (!b->nr)
-			break;	/* nothing left to walk in this mm */
 	}
 	return seen;
 }
@@ -350,9 +367,10 @@ static void end_pass(void)
  * length was from advisor_target_scan_time, times a smoothed trend of
  * pass lengths, then kept within what ksmd's CPU use allows (at most
  * advisor_max_cpu percent, at today's cost per page) and within
- * advisor_min/max_pages_to_scan.  6.12 also holds ksmd above 10% CPU;
- * scanning cheaply, ours would then run far ahead of the target and
- * swing back and forth, so it does not.
+ * advisor_min/max_pages_to_scan (6.12 applies the minimum only when
+ * the mode is chosen).  6.12 also holds ksmd above 10% CPU; scanning
+ * cheaply, ours would then run far ahead of the target and swing back
+ * and forth, so it does not.
  */
 #define KSM_ADVISOR_SMOOTHING	30	/* weight of the newest, percent */
 
@@ -389,11 +407,13 @@ static void advisor_pass_end(void)
 	if (READ_ONCE(ksm_knobs.advisor) != KSM_ADVISOR_SCAN_TIME ||
 	    !advisor.start)
 		return;
-	secs = ktime_ms_delta(ktime_get(), advisor.start) / MSEC_PER_SEC;
-	secs = max(secs, 1UL);
+	secs = max_t(s64, div_s64(ktime_ms_delta(ktime_get(), advisor.start),
+				  MSEC_PER_SEC), 1);
 	runtime = task_sched_runtime(current);
 	cpu_ms = div_u64(runtime - advisor.runtime, NSEC_PER_MSEC);
-	pct = max_t(u64, div64_u64(cpu_ms * 100, secs * MSEC_PER_SEC), 1);
+	pct = min_t(u64, div64_u64(cpu_ms * 100, (u64)secs * MSEC_PER_SEC),
+		    UINT_MAX);
+	pct = max(pct, 1UL);
 
 	goal = mul_sat(READ_ONCE(ksm_knobs.advisor_target_scan_time), 100) /
 	       secs;
@@ -409,7 +429,8 @@ static void advisor_pass_end(void)
 	pages = min(pages, mul_sat(per_pct, READ_ONCE(ksm_knobs.advisor_max_cpu)));
 	pages = max(pages, READ_ONCE(ksm_knobs.advisor_min_pages));
 	pages = min(pages, READ_ONCE(ksm_knobs.advisor_max_pages));
-	pages = min_t(unsigned long, pages, UINT_MAX);
+	/* At least a page: a batch of none would end no pass, for ever. */
+	pages = clamp_t(unsigned long, pages, 1, UINT_MAX);
 
 	advisor.runtime = runtime;
 	advisor.secs = secs;
@@ -478,8 +499,12 @@ void ksm_scan_batch(unsigned int budget)
 			spin_unlock(&ksm_mm_lock);
 			trace_ksm_start_scan(ksm_stats.full_scans,
 					     atomic_long_read(&ksm_stats.tracked));
-			if (READ_ONCE(ksm_knobs.advisor) == KSM_ADVISOR_SCAN_TIME)
+			if (READ_ONCE(ksm_knobs.advisor) == KSM_ADVISOR_SCAN_TIME) {
 				advisor.start = ktime_get();
+				/* A new advisor counts ksmd's CPU from here. */
+				if (!advisor.runtime)
+					advisor.runtime = task_sched_runtime(current);
+			}
 			ksm_stable_pass_start();
 			/* Fresh pages wait in per-CPU lists, referenced. */
 			lru_add_drain_all();

@@ -213,7 +213,7 @@ unsigned int ksm_hist_steady(unsigned int hist)
  * merged is a candidate as before, and merges again two passes later if
  * it holds still (as in 6.12); one whose merges broke lately must hold
  * still longer each time, so that it is not merged only to be copied at
- * its next write.
+ * its next write (up to KSM_CAND_WAIT_MAX visits more).
  */
 void ksm_cand_broken(struct ksm_cand *cand, u32 sig, bool smart,
 		     unsigned int hist)

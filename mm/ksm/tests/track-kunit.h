@@ -20,6 +20,7 @@ static void expect_same_cand(struct kunit *test, struct ksm_cand want,
 	KUNIT_EXPECT_EQ(test, want.age, got.age);
 	KUNIT_EXPECT_EQ(test, want.skip, got.skip);
 	KUNIT_EXPECT_EQ(test, want.flips, got.flips);
+	KUNIT_EXPECT_EQ(test, want.breaks, got.breaks);
 	KUNIT_EXPECT_EQ(test, want.unshared, got.unshared);
 }
 
@@ -36,6 +37,8 @@ static void ksm_track_test_round_trip(struct kunit *test)
 			.age = prandom_u32_state(&rs) % (KSM_CAND_AGE_MAX + 1),
 			.skip = prandom_u32_state(&rs) % (KSM_CAND_SKIP_MAX + 1),
 			.flips = prandom_u32_state(&rs) % (KSM_CAND_FLIPS_MAX + 1),
+			.breaks = prandom_u32_state(&rs) %
+				  (KSM_CAND_BREAKS_MAX + 1),
 			.unshared = prandom_u32_state(&rs) & 1,
 		};
 		void *entry = ksm_cand_entry(c);
@@ -50,6 +53,7 @@ static void ksm_track_test_fields_clamp(struct kunit *test)
 {
 	struct ksm_cand c = {
 		.sig = U32_MAX, .age = 200, .skip = 99, .flips = 50,
+		.breaks = 77,
 	};
 	struct ksm_cand got = ksm_entry_cand(ksm_cand_entry(c));
 
@@ -57,6 +61,7 @@ static void ksm_track_test_fields_clamp(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, KSM_CAND_AGE_MAX, (unsigned int)got.age);
 	KUNIT_EXPECT_EQ(test, KSM_CAND_SKIP_MAX, (unsigned int)got.skip);
 	KUNIT_EXPECT_EQ(test, KSM_CAND_FLIPS_MAX, (unsigned int)got.flips);
+	KUNIT_EXPECT_EQ(test, KSM_CAND_BREAKS_MAX, (unsigned int)got.breaks);
 
 	/* An all-zero candidate is still a slot, not an empty one. */
 	c = (struct ksm_cand) { };
