@@ -389,9 +389,29 @@ struct ksm_unode *ksm_unstable_find(u64 key, const void *content,
 void ksm_unstable_erase(struct ksm_unode *u, int nid);
 void ksm_unstable_reset(void);
 
+/*
+ * Pages the caller holds a reference to besides the one it merges: scan.c
+ * pins a batch of pages, and one later in the batch may be the twin that
+ * merge.c write-protects, whose reference count must allow for the pin.
+ */
+struct ksm_pins {
+	struct page *const *page;	/* NULL entries hold nothing */
+	unsigned int nr;
+};
+
+static inline unsigned int ksm_pins_count(const struct ksm_pins *pins,
+					  const struct page *page)
+{
+	unsigned int i, n = 0;
+
+	for (i = 0; pins && i < pins->nr; i++)
+		n += pins->page[i] == page;
+	return n;
+}
+
 /* merge.c */
 bool ksm_merge_page(struct ksm_mm *kmm, unsigned long addr, struct page *page,
-		    unsigned int hist);
+		    unsigned int hist, const struct ksm_pins *pins);
 void ksm_attach_page(struct ksm_mm *kmm, unsigned long addr,
 		     struct page *page);
 void ksm_merge_twin(struct ksm_sharer *sh, struct page *page,

@@ -29,7 +29,8 @@
  * Fails if anyone but its mappings and us holds the page (GUP, DMA).
  */
 static int wrprotect_pte(struct vm_area_struct *vma, unsigned long addr,
-			 struct folio *folio, struct page *page, pte_t *orig)
+			 struct folio *folio, struct page *page, pte_t *orig,
+			 unsigned int pinned)
 {
 	DEFINE_FOLIO_VMA_WALK(pvmw, folio, vma, addr, 0);
 	struct mm_struct *mm = vma->vm_mm;
@@ -51,7 +52,8 @@ static int wrprotect_pte(struct vm_area_struct *vma, unsigned long addr,
 	exclusive = PageAnonExclusive(page);
 	if (pte_write(pte) || pte_dirty(pte) || exclusive ||
 	    mm_tlb_flush_pending(mm)) {
-		int extra = 1 + folio_test_swapcache(folio);
+		/* Ours: the caller's reference, and pins of its own. */
+		int extra = 1 + pinned + folio_test_swapcache(folio);
 
 		flush_cache_page(vma, addr, pte_pfn(pte));
 		pte = ptep_clear_flush(vma, addr, pvmw.pte);
@@ -170,10 +172,11 @@ static bool page_is_zero(struct page *page)
 
 /*
  * Merge @page, mapped at @addr of @vma, into @kpage (its folio locked by
- * the caller), or into the zero page if @kpage is NULL.
+ * the caller), or into the zero page if @kpage is NULL.  @pinned: more
+ * references to @page that the caller holds.
  */
 static int merge_into(struct vm_area_struct *vma, unsigned long addr,
-		      struct page *page, struct page *kpage)
+		      struct page *page, struct page *kpage, unsigned int pinned)
 {
 	struct folio *folio = lock_small(page);
 	int err = -EAGAIN;
@@ -181,7 +184,7 @@ static int merge_into(struct vm_area_struct *vma, unsigned long addr,
 
 	if (!folio)
 		return err;
-	if (wrprotect_pte(vma, addr, folio, page, &orig))
+	if (wrprotect_pte(vma, addr, folio, page, &orig, pinned))
 		goto unlock;
 	/* Write-protected now: what we compare is what gets shared. */
 	if (kpage ? pages_identical(page, kpage) : page_is_zero(page))
@@ -210,7 +213,7 @@ static struct folio *make_ksm(struct vm_area_struct *vma, unsigned long addr,
 
 	if (!folio)
 		return NULL;
-	if (wrprotect_pte(vma, addr, folio, page, &orig)) {
+	if (wrprotect_pte(vma, addr, folio, page, &orig, 0)) {
 		folio_unlock(folio);
 		return NULL;
 	}
@@ -272,7 +275,7 @@ static bool merge_stable(struct ksm_mm *kmm, unsigned long addr,
 	else
 		err = ksm_stable_reserve(s);
 	if (!err)
-		err = merge_into(vma, addr, page, folio_page(kfolio, 0));
+		err = merge_into(vma, addr, page, folio_page(kfolio, 0), 0);
 	if (!err)
 		add_sharer(s, kmm, vma, addr, hist);
 	trace_ksm_merge_with_ksm_page(folio_page(kfolio, 0), folio_pfn(kfolio),
@@ -330,7 +333,8 @@ static bool unmake_ksm(struct ksm_mm *kmm, unsigned long addr,
  */
 static void merge_pair(struct ksm_mm *kmm, unsigned long addr,
 		       struct page *page, unsigned int hist,
-		       struct ksm_unode *u, u64 key, int nid)
+		       const struct ksm_pins *pins, struct ksm_unode *u,
+		       u64 key, int nid)
 {
 	struct ksm_mm *tkmm = u->kmm;
 	unsigned long taddr = u->addr;
@@ -383,7 +387,8 @@ static void merge_pair(struct ksm_mm *kmm, unsigned long addr,
 		else
 			err = ksm_stable_reserve(s);
 		if (!err)
-			err = merge_into(vma, taddr, tpage, page);
+			err = merge_into(vma, taddr, tpage, page,
+					 ksm_pins_count(pins, tpage));
 		if (!err) {
 			add_sharer(s, tkmm, vma, taddr, thist);
 			twin = true;
@@ -414,7 +419,7 @@ static void merge_zero(struct ksm_mm *kmm, unsigned long addr,
 	mmap_read_lock(mm);
 	vma = ksm_vma(mm, addr);
 	if (vma) {
-		err = merge_into(vma, addr, page, NULL);
+		err = merge_into(vma, addr, page, NULL, 0);
 		trace_ksm_merge_one_page(my_zero_pfn(addr),
 					 ksm_rmap_token(kmm, addr), mm, err);
 	}
@@ -430,12 +435,13 @@ static void merge_zero(struct ksm_mm *kmm, unsigned long addr,
  * @addr: the page's address
  * @page: the page, referenced; not a KSM page
  * @hist: what the page takes along if it merges (ksm_cand_hist())
+ * @pins: other pages the caller holds references to, or NULL
  *
  * Context: ksm_lock held, no mmap lock.
  * Return: true if the page went into the unstable tree to wait for a twin.
  */
 bool ksm_merge_page(struct ksm_mm *kmm, unsigned long addr, struct page *page,
-		    unsigned int hist)
+		    unsigned int hist, const struct ksm_pins *pins)
 {
 	struct ksm_stable *s;
 	struct ksm_unode *u;
@@ -463,7 +469,7 @@ bool ksm_merge_page(struct ksm_mm *kmm, unsigned long addr, struct page *page,
 	u = ksm_unstable_find(key, content, page, nid, &inserted, kmm, addr);
 	kunmap_local(content);
 	if (u)
-		merge_pair(kmm, addr, page, hist, u, key, nid);
+		merge_pair(kmm, addr, page, hist, pins, u, key, nid);
 	return inserted;
 }
 

@@ -139,7 +139,7 @@ static u32 page_sig(struct page *page)
  * Context: ksm_lock and a user of the mm held, no mmap lock.
  */
 static bool visit_page(struct ksm_mm *kmm, unsigned long addr,
-		       struct page *page)
+		       struct page *page, const struct ksm_pins *pins)
 {
 	struct folio *folio = page_folio(page);
 	enum ksm_track_state state;
@@ -211,7 +211,7 @@ static bool visit_page(struct ksm_mm *kmm, unsigned long addr,
 	/* The slot exists: overwriting it allocates nothing. */
 	ksm_track_store_cand(&kmm->pages, addr, cand, GFP_KERNEL);
 	if (ready &&
-	    ksm_merge_page(kmm, addr, page, ksm_cand_hist(cand))) {
+	    ksm_merge_page(kmm, addr, page, ksm_cand_hist(cand), pins)) {
 		cand.unshared = true;
 		ksm_track_store_cand(&kmm->pages, addr, cand, GFP_KERNEL);
 	}
@@ -222,7 +222,8 @@ static bool visit_page(struct ksm_mm *kmm, unsigned long addr,
  * Part of a large folio: look the page up again, holding it alone.
  * Return true if it counts as scanned.
  */
-static bool visit_large(struct ksm_mm *kmm, unsigned long addr)
+static bool visit_large(struct ksm_mm *kmm, unsigned long addr,
+			const struct ksm_pins *pins)
 {
 	struct mm_struct *mm = kmm->mm;
 	struct vm_area_struct *vma;
@@ -235,7 +236,7 @@ static bool visit_large(struct ksm_mm *kmm, unsigned long addr)
 		page = ksm_lookup_page(vma, addr);
 	mmap_read_unlock(mm);
 	if (page) {
-		looked = visit_page(kmm, addr, page);
+		looked = visit_page(kmm, addr, page, pins);
 		put_page(page);
 	}
 	return looked;
@@ -326,15 +327,20 @@ static unsigned int scan_mm(struct ksm_mm *kmm, unsigned int budget,
 		mmap_read_unlock(mm);
 
 		for (i = 0; i < b->nr; i++) {
+			/* Still pinned: a twin among them has a reference more. */
+			struct ksm_pins pins = {
+				.page = &b->page[i + 1], .nr = b->nr - i - 1,
+			};
 			bool looked = false;
 
 			switch (b->kind[i]) {
 			case SEEN_PAGE:
-				looked = visit_page(kmm, b->addr[i], b->page[i]);
+				looked = visit_page(kmm, b->addr[i], b->page[i],
+						    &pins);
 				put_page(b->page[i]);
 				break;
 			case SEEN_LARGE:
-				looked = visit_large(kmm, b->addr[i]);
+				looked = visit_large(kmm, b->addr[i], &pins);
 				break;
 			case SEEN_SWAP:
 				break;
