@@ -73,7 +73,7 @@ KMAKE = $(MAKE) -C $(SRC) O=$(OBJ) CC="$(KCC)" HOSTCC="$(KCC)" -j$(JOBS)
 
 PACKAGES := linux-source-6.12 qemu-system-x86 gcc make flex bison bc \
 	libelf-dev libssl-dev cpio busybox-static ccache libnuma-dev \
-	python3 rsync xz-utils patch git gnuplot-nox
+	python3 rsync xz-utils patch git gnuplot-nox ksmtuned procps stress-ng
 
 GUEST_RUN = python3 $(H)/scripts/guest.py --kernel $(BZIMAGE) \
 	--initrd $(BOOT_INITRD) --label $(VARIANT) --accel $(ACCEL) \
@@ -138,20 +138,36 @@ $(GUEST)/tests/.stamp: $(SELFTEST_DEPS) $(HDR)/.stamp
 selftests: $(GUEST)/tests/.stamp
 
 $(INITRD): $(GUEST)/tests/.stamp $(H)/guest/init $(H)/scripts/mkinitramfs.sh \
-		$(BUILD)/tools/gen_init_cpio
+		$(BUILD)/tools/gen_init_cpio $(wildcard $(H)/guest/clients/*)
 	@$(H)/scripts/mkinitramfs.sh $@ $(GUEST)/tests $(CURDIR) \
 		$(BUILD)/tools/gen_init_cpio
 
-# EXTRA_BINS: host programs (with their libraries) in an appended archive.
+# The client tests (harness/guest/clients/) run Debian's KSM users: these
+# host files ride at their own paths, with their libraries, in an appended
+# archive (packed again when packages change); a test whose files are
+# missing skips.
+CLIENT_FILES := /usr/bin/qemu-system-x86_64 \
+	/usr/lib/x86_64-linux-gnu/qemu/accel-tcg-x86_64.so \
+	/usr/share/seabios/bios-256k.bin /usr/share/qemu/kvmvapic.bin \
+	/usr/sbin/ksmtuned /bin/bash /usr/bin/pgrep /usr/bin/ps /usr/bin/stress-ng
+CLIENTS := $(GUEST)/clients.cpio
+$(CLIENTS): $(wildcard $(CLIENT_FILES) /var/lib/dpkg/status) \
+		$(H)/scripts/mkinitramfs.sh $(BUILD)/tools/gen_init_cpio
+	@$(H)/scripts/mkinitramfs.sh --extra --optional $@ \
+		$(BUILD)/tools/gen_init_cpio $(CLIENT_FILES)
+
+# EXTRA_BINS: host programs (with their libraries) in one more archive.
 ifneq ($(strip $(EXTRA_BINS)),)
-BOOT_INITRD := $(GUEST)/initramfs+extra.cpio
+BOOT_INITRD := $(GUEST)/initramfs+clients+extra.cpio
 .PHONY: $(BOOT_INITRD)
-$(BOOT_INITRD): $(INITRD)
+$(BOOT_INITRD): $(INITRD) $(CLIENTS)
 	@$(H)/scripts/mkinitramfs.sh --extra $(GUEST)/extra.cpio \
 		$(BUILD)/tools/gen_init_cpio $(EXTRA_BINS)
-	@cat $(INITRD) $(GUEST)/extra.cpio > $@
+	@cat $^ $(GUEST)/extra.cpio > $@
 else
-BOOT_INITRD := $(INITRD)
+BOOT_INITRD := $(GUEST)/initramfs+clients.cpio
+$(BOOT_INITRD): $(INITRD) $(CLIENTS)
+	@cat $^ > $@
 endif
 
 initramfs: $(BOOT_INITRD)

@@ -4,7 +4,8 @@
 #   OUT/6.12/  6.12's ksm_tests and ksm_functional_tests, from the pristine
 #              tree plus harness/selftests-6.12/*.patch (upstream fixes only)
 #   OUT/ours/  every program in the repository's tools/testing/selftests/mm/
-#   OUT/bin/   guest tools of the harness (ksm_demo, ksm_bench, ksm_stress)
+#   OUT/bin/   guest tools of the harness (ksm_demo, ksm_bench, ksm_stress,
+#              ksm_launch)
 set -euo pipefail
 pristine=$(realpath "$1")
 hdr=$(realpath "$2")
@@ -73,3 +74,4 @@ for p in ksm_demo ksm_bench ksm_stress; do
 	cc "$out/bin/$p" -Werror "$repo/harness/guest/$p.c" \
 		"$repo/harness/guest/ksm_guest.c" -lm
 done
+cc "$out/bin/ksm_launch" -Werror "$repo/harness/guest/ksm_launch.c"

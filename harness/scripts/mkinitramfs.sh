@@ -5,19 +5,30 @@
 #
 #   mkinitramfs.sh OUT TESTS REPO GEN_INIT_CPIO
 #       /init, busybox and the test programs from build-selftests.sh
-#   mkinitramfs.sh --extra OUT GEN_INIT_CPIO PROGRAM...
-#       host programs, dynamically linked ones with their libraries, as an
-#       archive to append to the first (the kernel unpacks both)
+#   mkinitramfs.sh --extra [--optional] OUT GEN_INIT_CPIO FILE...
+#       host files, dynamically linked ones with their libraries, as an
+#       archive to append to the first (the kernel unpacks both): a name
+#       is a program from PATH, put in /bin; an absolute path is carried
+#       at that path.  --optional: a missing file is only reported (the
+#       test that needs it then skips)
 set -euo pipefail
 
 stage=$(mktemp -d)
 trap 'rm -rf "$stage" "$stage.list"' EXIT
 
-add_program() {	# copy a host program and the libraries it loads
-	local path lib
-	path=$(command -v "$1") || { echo "mkinitramfs: no $1" >&2; exit 1; }
-	mkdir -p "$stage/bin"
-	cp -L "$path" "$stage/bin/"
+add_file() {	# copy a host file and the libraries it loads
+	local path=$1 dest=$1 lib
+	case $1 in
+	/*) ;;
+	*) dest=/bin/$1; path=$(command -v "$1") || path= ;;
+	esac
+	if [ ! -f "$path" ]; then
+		echo "mkinitramfs: no $1" >&2
+		[ -n "$optional" ] && return 0
+		exit 1
+	fi
+	mkdir -p "$stage$(dirname "$dest")"
+	cp -L "$path" "$stage$dest"
 	# A static program has no libraries: ldd then fails, and that is fine.
 	{ ldd "$path" 2>/dev/null || true; } | grep -oE '/[^ ]+' |
 		while read -r lib; do
@@ -26,12 +37,15 @@ add_program() {	# copy a host program and the libraries it loads
 		done || true
 }
 
+optional=
 if [ "$1" = --extra ]; then
-	out=$(realpath -m "$2")
-	gen=$(realpath "$3")
-	shift 3
-	for bin in "$@"; do
-		add_program "$bin"
+	shift
+	[ "$1" = --optional ] && optional=1 && shift
+	out=$(realpath -m "$1")
+	gen=$(realpath "$2")
+	shift 2
+	for f in "$@"; do
+		add_file "$f"
 	done
 	nodes=""
 else
@@ -43,6 +57,7 @@ else
 	cp /bin/busybox "$stage/bin/busybox"
 	install -m 0755 "$repo/harness/guest/init" "$stage/init"
 	cp -a "$tests/6.12" "$tests/ours" "$tests/bin" "$stage/tests/"
+	cp -a "$repo/harness/guest/clients" "$stage/tests/"
 	echo "root:x:0:0:root:/root:/bin/sh" > "$stage/etc/passwd"
 	nodes="nod /dev/console 0600 0 0 c 5 1
 nod /dev/ttyS1 0600 0 0 c 4 65"
