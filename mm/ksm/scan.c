@@ -542,4 +542,3 @@ void ksm_scan_batch(unsigned int budget)
 	}
 	pass_done();
 }
-
