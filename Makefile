@@ -9,6 +9,9 @@
 #   make kernel           just build
 #   make bench            the same workloads on both kernels, ratios, a plot
 #   make stress           a seeded randomized stress (debug kernel by default)
+#   make lint             checkpatch, kernel-doc, W=1, sparse, htmldocs on our files
+#   make series           the work as a patch series on 6.12 (build/series/out)
+#   make series-verify    builds every prefix of the series, boots the last
 #
 # Variables: KERNEL=ours|baseline  DEBUG=1 (KASAN, lockdep, DEBUG_VM...)
 #            ACCEL=tcg|kvm|auto     JOBS=N  TIMEOUT=seconds  MEM=2G  SMP=2
@@ -73,14 +76,15 @@ KMAKE = $(MAKE) -C $(SRC) O=$(OBJ) CC="$(KCC)" HOSTCC="$(KCC)" -j$(JOBS)
 
 PACKAGES := linux-source-6.12 qemu-system-x86 gcc make flex bison bc \
 	libelf-dev libssl-dev cpio busybox-static ccache libnuma-dev \
-	python3 rsync xz-utils patch git gnuplot-nox ksmtuned procps stress-ng
+	python3 rsync xz-utils patch git gnuplot-nox ksmtuned procps stress-ng \
+	sparse python3-sphinx
 
 GUEST_RUN = python3 $(H)/scripts/guest.py --kernel $(BZIMAGE) \
 	--initrd $(BOOT_INITRD) --label $(VARIANT) --accel $(ACCEL) \
 	--smp $(SMP) --mem $(MEM) --timeout $(TIMEOUT)
 
 .PHONY: all deps tree kernel initramfs check run shell exec test bench clean distclean \
-	selftests help stress
+	selftests help stress lint series series-verify
 all: kernel initramfs
 
 help:
@@ -173,9 +177,44 @@ endif
 initramfs: $(BOOT_INITRD)
 
 # --- boot ----------------------------------------------------------------------
+# On our kernel, check also runs the static checks (make lint) on the
+# host, counted with the guest's tests.
 check: $(KERNEL_DEP) initramfs
-	@$(GUEST_RUN) --suite check --log-dir $(LOGS)-check --attempts $(ATTEMPTS) \
-		--append "$(APPEND)"
+	@rc=0; $(GUEST_RUN) --suite check --log-dir $(LOGS)-check \
+		--attempts $(ATTEMPTS) --append "$(APPEND)" || rc=1; \
+	$(if $(filter ours,$(KERNEL)),$(LINT) $(LOGS)-check/counts-lint || rc=1; \
+		$(SERIES_CHECK) $(LOGS)-check/counts-series || rc=1;) \
+	exit $$rc
+
+# Static checks of our files: checkpatch --strict, kernel-doc, W=1 and
+# sparse on mm/ksm (harness/scripts/lint.sh); needs our configured tree.
+LINT = $(if $(wildcard $(BUILD)/obj/ours$(if $(filter 1,$(DEBUG)),-debug)/.config),\
+	$(H)/scripts/lint.sh $(PRISTINE) $(BUILD)/src/ours \
+		$(BUILD)/obj/ours$(if $(filter 1,$(DEBUG)),-debug) $(CURDIR),\
+	echo "lint: no configured tree of ours (make kernel first)"; false)
+lint:
+	@$(MAKE) --no-print-directory kernel KERNEL=ours
+	@$(LINT)
+
+# make series: the work as a git format-patch series on pristine 6.12
+# (steps in patches/plan), with a cover letter, in build/series/out; it
+# is applied with git am to a fresh 6.12 and must give our tree.
+# make series-verify: builds every prefix of it with our config, then
+# boots the last through make check.
+SERIES_DIR := $(BUILD)/series
+SERIES = $(H)/scripts/series.sh $(PRISTINE) $(CURDIR) $(SERIES_DIR) \
+	$(SERIES_DIR)/out $(BUILD)/src/ours
+# For make check: one more result line and its count.
+SERIES_CHECK = sh -c '$(SERIES) && echo "1 0 0" > "$$0" || \
+	{ echo "0 1 0" > "$$0"; false; }'
+series: tree
+	@$(SERIES)
+
+series-verify: series
+	@img=$$($(H)/scripts/series-verify.sh $(SERIES_DIR) $(BUILD)/obj/series \
+		$(H) "$(KCC)" $(JOBS) | tee /dev/stderr | tail -1) && \
+	$(MAKE) --no-print-directory check KERNEL=ours IMAGE=$$img \
+		STAMP=$(STAMP)-series
 
 run: $(KERNEL_DEP) initramfs
 	@$(GUEST_RUN) --suite run --log-dir $(LOGS)-run \
@@ -240,11 +279,11 @@ test:
 	@rc=0; for k in ours baseline; do \
 		$(MAKE) --no-print-directory check KERNEL=$$k STAMP=$(STAMP) || rc=1; \
 	done; \
-	awk '{ p += $$1; f += $$2; s += $$3 } \
-	     END { printf "%d passed, %d failed, %d skipped\n", p, f, s }' \
-		$(BUILD)/logs/$(STAMP)-ours$(if $(filter 1,$(DEBUG)),-debug)-check/counts \
+	cat $(BUILD)/logs/$(STAMP)-ours$(if $(filter 1,$(DEBUG)),-debug)-check/counts* \
 		$(BUILD)/logs/$(STAMP)-baseline$(if $(filter 1,$(DEBUG)),-debug)-check/counts \
-		2>/dev/null || echo "0 passed, 1 failed"; \
+		2>/dev/null | awk '{ p += $$1; f += $$2; s += $$3; n++ } \
+	     END { if (n < 2) { p = 0; f = 1; s = 0 } \
+		   printf "%d passed, %d failed, %d skipped\n", p, f, s }'; \
 	exit $$rc
 
 clean:

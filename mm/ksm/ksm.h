@@ -99,7 +99,7 @@ static inline struct ksm_cand ksm_entry_cand(const void *entry)
  */
 static inline u32 ksm_sig_fold(u64 sig)
 {
-	return (u32)(sig ^ sig >> 32) & (BIT(KSM_CAND_SIG_BITS) - 1);
+	return lower_32_bits(sig ^ sig >> 32) & (BIT(KSM_CAND_SIG_BITS) - 1);
 }
 
 struct ksm_sharer;
