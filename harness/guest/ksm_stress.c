@@ -28,9 +28,9 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdnoreturn.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -41,6 +41,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <linux/types.h>
 
 #include "ksm_guest.h"
 
@@ -66,8 +67,11 @@
 #ifndef MAP_FIXED_NOREPLACE
 #define MAP_FIXED_NOREPLACE 0x100000
 #endif
-#define MPOL_MF_MOVE		(1 << 1)
-#define MPOL_MF_MOVE_ALL	(1 << 2)
+#ifndef BIT
+#define BIT(nr)			(1UL << (nr))
+#endif
+#define MPOL_MF_MOVE		BIT(1)
+#define MPOL_MF_MOVE_ALL	BIT(2)
 #define KPF_KSM			21
 
 #define HPAGE		(2UL << 20)
@@ -78,8 +82,13 @@
 #define SLOTS		16	/* O_DIRECT slots (pages) per actor */
 #define MAX_REPORTS	20	/* mismatches printed per process */
 #define MAX_PIECES	256
-#define __noreturn	__attribute__((noreturn))
+#ifndef __noreturn
+#define __noreturn	noreturn
+#endif
 #define ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
+
+typedef __u32 u32;
+typedef __u64 u64;
 
 enum op {
 	OP_WRITE, OP_PARTIAL, OP_CHECK, OP_FORK, OP_EXIT, OP_MERGE, OP_PRCTL,
@@ -144,9 +153,14 @@ struct shared {
 	long forks, respawns;
 	int stop;
 };
+
 static struct shared *S;
 
-#define ADD(field, n) __atomic_fetch_add(&S->field, (n), __ATOMIC_RELAXED)
+/* A counter of S, which other processes update too. */
+static void stat_add(long *counter, long n)
+{
+	__atomic_fetch_add(counter, n, __ATOMIC_RELAXED);
+}
 
 #define ST_MAYBE_ZERO	1	/* MADV_FREE'd, not fully written since */
 #define ST_RO		2	/* mprotect()ed read-only */
@@ -229,7 +243,7 @@ static void fail(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	ADD(failures, 1);
+	stat_add(&S->failures, 1);
 	say("ksm_stress: FAIL seed=%llu pid=%d %s %d.%d: %s", cfg.seed,
 	    getpid(), role, A.id, A.gen, msg);
 }
@@ -256,7 +270,7 @@ static int write_long(const char *path, long v)
 	return write_file(path, buf);
 }
 
-static long vmstat(const char *name)
+static long vmstat_read(const char *name)
 {
 	return proc_field("/proc/vmstat", name, ' ');
 }
@@ -372,6 +386,9 @@ static unsigned char *page_at(struct region *r, long i)
 	return (unsigned char *)r->addr + i * ps;
 }
 
+/* The report of a mismatch, in one piece to grep for. */
+#define MISMATCH_LOG "ksm_stress: MISMATCH seed=%llu pid=%d %s %d.%d region=%d page=%ld/%ld addr=%p offset=%ld expected=%016llx found=%016llx (%ld bytes differ; expected %s, found %s; page %s%s, last changed by %s) %s"
+
 static void mismatch(struct region *r, long i, const unsigned char *p,
 		     const char *how)
 {
@@ -392,11 +409,10 @@ static void mismatch(struct region *r, long i, const unsigned char *p,
 	off = first & ~7L;
 	memcpy(&e, want + off, 8);
 	memcpy(&f, seen + off, 8);
-	ADD(mismatches, 1);
+	stat_add(&S->mismatches, 1);
 	A.mismatches++;
 	if (A.reports++ < MAX_REPORTS)
-		say("ksm_stress: MISMATCH seed=%llu pid=%d %s %d.%d region=%d page=%ld/%ld addr=%p offset=%ld expected=%016llx found=%016llx (%ld bytes differ; expected %s, found %s; page %s%s, last changed by %s) %s",
-		    cfg.seed, getpid(), role, A.id, A.gen,
+		say(MISMATCH_LOG, cfg.seed, getpid(), role, A.id, A.gen,
 		    (int)(r - A.reg), i, r->npages, (void *)p, first, e, f, diff,
 		    identify(want, wbuf_, sizeof(wbuf_)),
 		    identify(seen, fbuf, sizeof(fbuf)),
@@ -454,7 +470,8 @@ static void resolve(struct region *r, long i, long off, long len)
 		memcpy(want, alt, ps);
 		return;
 	}
-	mismatch(r, i, p, "(partial write to a MADV_FREE'd page: neither the old page nor zeroes around the write)");
+	mismatch(r, i, p,
+		 "(partial write to a MADV_FREE'd page: neither the old page nor zeroes around the write)");
 }
 
 /* Bytes [off, off + len) of region r were just written from src. */
@@ -573,7 +590,7 @@ static void advise_new(struct region *r, char *at, long bytes)
 /* Not done now (its conditions are not met): counted. */
 static int refused(int op)
 {
-	ADD(refused[op], 1);
+	stat_add(&S->refused[op], 1);
 	return 0;
 }
 
@@ -1050,6 +1067,21 @@ static int op_vmsplice(void)
 	return 1;
 }
 
+/*
+ * Whether err is what the kernel answers to a system call it lacks
+ * (process_vm_*() without CONFIG_CROSS_MEMORY_ATTACH): what it answers
+ * to system call -1.
+ */
+static int no_such_syscall(int err)
+{
+	int saved = errno, missing;
+
+	syscall(-1L);
+	missing = errno;
+	errno = saved;
+	return err == missing;
+}
+
 /* process_vm_writev()/readv() on ourselves: remote GUP on our pages. */
 static int op_pvm(void)
 {
@@ -1064,7 +1096,8 @@ static int op_pvm(void)
 		n = pick_run(r, &i);
 		lv.iov_base = rbuf;
 		rv.iov_base = page_at(r, i);
-		lv.iov_len = rv.iov_len = n * ps;
+		lv.iov_len = n * ps;
+		rv.iov_len = lv.iov_len;
 		ret = process_vm_readv(getpid(), &lv, 1, &rv, 1, 0);
 		if (ret != n * ps) {
 			fail("process_vm_readv of %ld pages: %ld (%s)", n, (long)ret,
@@ -1092,9 +1125,10 @@ static int op_pvm(void)
 	}
 	lv.iov_base = wbuf;
 	rv.iov_base = page_at(r, i) + off;
-	lv.iov_len = rv.iov_len = len;
+	lv.iov_len = len;
+	rv.iov_len = lv.iov_len;
 	ret = process_vm_writev(getpid(), &lv, 1, &rv, 1, 0);
-	if (ret < 0 && errno == ENOSYS) {
+	if (ret < 0 && no_such_syscall(errno)) {
 		pvm_ok = 0;
 		return refused(OP_PVM);
 	}
@@ -1114,7 +1148,7 @@ static int op_pvm(void)
  * a write that lands between its compare and its write-protect must not
  * be lost (6.12 compares again once the pte is write-protected).
  */
-static int sweep(struct region *r)
+static int sweep_region(struct region *r)
 {
 	long i, n, k, round, rounds = 2 + rnd_below(3);
 
@@ -1149,7 +1183,7 @@ static int op_hammer(void)
 	double end, t;
 
 	if (chance(300))
-		return sweep(r);
+		return sweep_region(r);
 	if (!n)
 		return refused(OP_HAMMER);
 	verify_range(r, i, n, "before hammering");
@@ -1200,8 +1234,10 @@ static void run_child(int rfd)
 	role = "fork child";
 	A.id += cfg.nprocs;
 	A.nkids = 0;
-	A.kid = A.poisoner = 0;
-	A.mismatches = A.reports = 0;
+	A.kid = 0;
+	A.poisoner = 0;
+	A.mismatches = 0;
+	A.reports = 0;
 	memset(A.slot_ok, 0, sizeof(A.slot_ok));
 	seed_rng(A.id, (unsigned long long)A.gen << 32 | (unsigned long long)getpid());
 	/* The parent may first write into our pages: learn what and where. */
@@ -1251,7 +1287,7 @@ static int op_fork(void)
 	}
 	close(pfd[0]);
 	A.kid = pid;
-	ADD(forks, 1);
+	stat_add(&S->forks, 1);
 	/* Write into the child's copy of our pages, from our side. */
 	if (enabled(OP_PVM) && pvm_ok && chance(500))
 		for (k = 0; k < 8 && n < 8; k++) {
@@ -1270,7 +1306,8 @@ static int op_fork(void)
 			fill_random(wbuf, pk[n].len, pk[n].seed);
 			lv.iov_base = wbuf;
 			rv.iov_base = r->addr + pk[n].off;
-			lv.iov_len = rv.iov_len = pk[n].len;
+			lv.iov_len = pk[n].len;
+			rv.iov_len = lv.iov_len;
 			ret = process_vm_writev(pid, &lv, 1, &rv, 1, 0);
 			if (ret <= 0)
 				continue;
@@ -1292,8 +1329,14 @@ static void on_bus(int sig)
 	siglongjmp(bus_jmp, 1);
 }
 
-/* 0: SIGBUS; 1: wrong data (reported); 2: the page still reads right. */
-static int touch_poisoned(const volatile unsigned char *p, const unsigned char *want)
+/* The report of a hwpoisoned page read, in one piece to grep for. */
+#define POISON_READ_LOG "ksm_stress: MISMATCH seed=%llu pid=%d: a hwpoisoned page read wrong data instead of SIGBUS (first word %016llx, expected %016llx)"
+
+/*
+ * 0: SIGBUS; 1: wrong data (reported); 2: the page still reads right.
+ * Byte by byte, with loads the compiler keeps as they are.
+ */
+static int touch_poisoned(const unsigned char *p, const unsigned char *want)
 {
 	struct sigaction sa = { .sa_handler = on_bus };
 	long k;
@@ -1302,19 +1345,18 @@ static int touch_poisoned(const volatile unsigned char *p, const unsigned char *
 	if (sigsetjmp(bus_jmp, 1))
 		return 0;
 	for (k = 0; k < ps; k++)
-		rbuf[k] = p[k];
+		rbuf[k] = __atomic_load_n(&p[k], __ATOMIC_RELAXED);
 	if (!memcmp(rbuf, want, ps))
 		return 2;
-	say("ksm_stress: MISMATCH seed=%llu pid=%d: a hwpoisoned page read wrong data instead of SIGBUS (first word %016llx, expected %016llx)",
-	    cfg.seed, getpid(), *(unsigned long long *)rbuf,
+	say(POISON_READ_LOG, cfg.seed, getpid(), *(unsigned long long *)rbuf,
 	    *(const unsigned long long *)want);
-	ADD(mismatches, 1);
+	stat_add(&S->mismatches, 1);
 	return 1;
 }
 
 static int page_is_ksm(void *addr)
 {
-	uint64_t ent = 0, flags = 0;
+	u64 ent = 0, flags = 0;
 	int fd = open("/proc/self/pagemap", O_RDONLY), fk;
 
 	if (fd < 0)
@@ -1346,7 +1388,7 @@ static int poisoner(void)
 	struct pollfd pf;
 	pid_t t = 0;
 	char c = 'x';
-	volatile unsigned char *p;
+	unsigned char *p;
 	struct sigaction sa = { 0 };
 	double t0;
 
@@ -1354,14 +1396,14 @@ static int poisoner(void)
 		munmap(A.reg[k].addr, A.reg[k].npages * ps);
 	p = map_anon(ps);
 	fill_random(want, ps, rnd());
-	memcpy((void *)p, want, ps);
+	memcpy(p, want, ps);
 	if (twin && pipe(pfd) == 0) {
 		t = fork();
 		if (t == 0) {
 			close(pfd[1]);
 			/* Our own copy of the page, mergeable. */
-			memcpy((void *)p, want, ps);
-			madvise((void *)p, ps, MADV_MERGEABLE);
+			memcpy(p, want, ps);
+			madvise(p, ps, MADV_MERGEABLE);
 			pf.fd = pfd[0];
 			pf.events = POLLIN;
 			if (poll(&pf, 1, 60000) != 1 || read(pfd[0], &c, 1) != 1)
@@ -1369,44 +1411,44 @@ static int poisoner(void)
 			if (c == 'p')
 				_exit(touch_poisoned(p, want) == 1);
 			/* Not poisoned: the page must be intact. */
-			_exit(memcmp((void *)p, want, ps) != 0);
+			_exit(memcmp(p, want, ps) != 0);
 		}
 		close(pfd[0]);
-		memcpy((void *)p, want, ps);
-		madvise((void *)p, ps, MADV_MERGEABLE);
-		for (t0 = now(); !page_is_ksm((void *)p) && now() - t0 < 10;)
+		memcpy(p, want, ps);
+		madvise(p, ps, MADV_MERGEABLE);
+		for (t0 = now(); !page_is_ksm(p) && now() - t0 < 10;)
 			usleep(20000);
-		if (page_is_ksm((void *)p))
-			ADD(poison_ksm, 1);
+		if (page_is_ksm(p))
+			stat_add(&S->poison_ksm, 1);
 	}
 	/* 6.12 kills the caller with SIGBUS as madvise() returns: catch it. */
 	sa.sa_handler = on_bus;
 	sigaction(SIGBUS, &sa, NULL);
 	if (sigsetjmp(bus_jmp, 1)) {
-		ADD(poisoned, 1);
+		stat_add(&S->poisoned, 1);
 		if (t > 0)
 			c = 'p';
 		rc = touch_poisoned(p, want);
-	} else if (madvise((void *)p, ps, MADV_HWPOISON)) {
+	} else if (madvise(p, ps, MADV_HWPOISON)) {
 		rc = errno == EPERM || errno == EBUSY || errno == EINVAL ||
 		     errno == EIO || errno == EHWPOISON ? 3 : 4;
 		if (rc == 4)
 			say("ksm_stress: madvise(MADV_HWPOISON): %s", strerror(errno));
 	} else {
-		ADD(poisoned, 1);
+		stat_add(&S->poisoned, 1);
 		if (t > 0)
 			c = 'p';
 		rc = touch_poisoned(p, want);
 	}
 	if (!rc)
-		ADD(poison_sigbus, 1);
+		stat_add(&S->poison_sigbus, 1);
 	if (t > 0) {
 		if (write(pfd[1], &c, 1) != 1)
 			rc = 4;
 		close(pfd[1]);
 		if (waitpid(t, &st, 0) == t) {
 			if (WIFSIGNALED(st) && WTERMSIG(st) == SIGBUS)
-				ADD(poison_sigbus, 1);
+				stat_add(&S->poison_sigbus, 1);
 			else if (!WIFEXITED(st) || WEXITSTATUS(st))
 				rc = 1;
 		}
@@ -1432,6 +1474,9 @@ static int op_hwpoison(void)
 	A.poisoner = pid;
 	return 1;
 }
+
+/* The report of a poisoned page that still reads, in one piece to grep for. */
+#define POISON_KEPT_LOG "hwpoison child %d: the poisoned page still read its data instead of SIGBUS"
 
 /* Collect our children; block (with a bound) if wait. */
 static void reap(int wait)
@@ -1459,7 +1504,7 @@ static void reap(int wait)
 		} else if (pid == A.poisoner) {
 			A.poisoner = 0;
 			if (WIFSIGNALED(st) && WTERMSIG(st) == SIGBUS) {
-				ADD(poison_sigbus, 1);
+				stat_add(&S->poison_sigbus, 1);
 				continue;
 			}
 			if (WIFEXITED(st) && WEXITSTATUS(st) == 3) {
@@ -1469,8 +1514,7 @@ static void reap(int wait)
 			if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
 				continue;
 			if (WIFEXITED(st) && WEXITSTATUS(st) == 2)
-				fail("hwpoison child %d: the poisoned page still read its data instead of SIGBUS",
-				     pid);
+				fail(POISON_KEPT_LOG, pid);
 			else if (WIFSIGNALED(st))
 				fail("hwpoison child %d killed by signal %d (%s)", pid,
 				     WTERMSIG(st), strsignal(WTERMSIG(st)));
@@ -1484,7 +1528,7 @@ static void reap(int wait)
 
 static void flush_counts(void)
 {
-	ADD(verified, A.verified);
+	stat_add(&S->verified, A.verified);
 	A.verified = 0;
 }
 
@@ -1558,7 +1602,7 @@ static void worker_loop(long max_ops)
 		reap(0);
 		op = pick_op();
 		if (op == OP_EXIT) {
-			ADD(ops[OP_EXIT], 1);
+			stat_add(&S->ops[OP_EXIT], 1);
 			finish();
 		}
 		if (op < NR_OPS && run_op[op]) {
@@ -1569,7 +1613,7 @@ static void worker_loop(long max_ops)
 			done = 1;
 		}
 		if (done)
-			ADD(ops[op], 1);
+			stat_add(&S->ops[op], 1);
 		flush_counts();
 	}
 }
@@ -1634,7 +1678,7 @@ static void knob(const char *name, long v, int busy_ok)
 	if (access(path, F_OK))
 		return;
 	err = write_long(path, v);
-	ADD(ops[OP_KNOBS], 1);
+	stat_add(&S->ops[OP_KNOBS], 1);
 	if (cfg.verbose)
 		say("ksm_stress: %5.1fs %s=%ld%s%s", now() - t_start, name, v,
 		    err ? ": " : "", err ? strerror(-err) : "");
@@ -1643,7 +1687,7 @@ static void knob(const char *name, long v, int busy_ok)
 	if ((busy_ok && err == -EBUSY) ||
 	    (!strcmp(name, "run") && (err == -EINTR || err == -ENOMEM ||
 				      err == -EAGAIN))) {
-		ADD(refused[OP_KNOBS], 1);
+		stat_add(&S->refused[OP_KNOBS], 1);
 		return;
 	}
 	fail("controller: %s=%ld: %s", name, v, strerror(-err));
@@ -1654,7 +1698,7 @@ static void sample(long *last)
 	long v = ksm_read("pages_sharing"), m;
 
 	if (v > *last)
-		ADD(sharing_incr, v - *last);
+		stat_add(&S->sharing_incr, v - *last);
 	if (v >= 0)
 		*last = v;
 	m = S->max_sharing;
@@ -1734,9 +1778,9 @@ static void __noreturn controller(void)
 		}
 		if (enabled(OP_COMPACT) && now() >= next_compact) {
 			if (!write_file("/proc/sys/vm/compact_memory", "1"))
-				ADD(ops[OP_COMPACT], 1);
+				stat_add(&S->ops[OP_COMPACT], 1);
 			else
-				ADD(refused[OP_COMPACT], 1);
+				stat_add(&S->refused[OP_COMPACT], 1);
 			next_compact = now() + 3 + rnd_below(10);
 		}
 		usleep(100000);
@@ -1780,7 +1824,7 @@ static void zram_drop(int id, int remove)
 static int mkswap(const char *dev, long bytes)
 {
 	unsigned char *h = calloc(1, ps);
-	uint32_t v[3] = { 1, bytes / ps - 1, 0 };
+	u32 v[3] = { 1, bytes / ps - 1, 0 };
 	int fd = open(dev, O_WRONLY), ok;
 
 	if (fd < 0 || !h)
@@ -1978,6 +2022,7 @@ static const char *const zero_counters[] = {
 	"ksm_zero_pages", "stable_node_chains", "stable_node_dups",
 	"general_profit",
 };
+
 #define NZC ARRAY_SIZE(zero_counters)
 
 /*
@@ -2008,6 +2053,9 @@ static int excused(int k, const long *v)
 		v[k] == ksm_read("ksm_zero_pages") * ps);
 }
 
+/* The report of stock 6.12's drift (see stock_612()), in one piece. */
+#define ZERO_DRIFT_LOG "ksm_stress: after run=2 with no process left, %s is %ld: stock 6.12's fork race on ksm_zero_pages, not counted"
+
 /* run=2 with no process left: every counter back to 0, within a bound. */
 static int check_counters(void)
 {
@@ -2032,8 +2080,7 @@ static int check_counters(void)
 		if (!v[k])
 			continue;
 		if (lenient && excused(k, v))
-			say("ksm_stress: after run=2 with no process left, %s is %ld: stock 6.12's fork race on ksm_zero_pages, not counted",
-			    zero_counters[k], v[k]);
+			say(ZERO_DRIFT_LOG, zero_counters[k], v[k]);
 		else
 			fail("after run=2 with no process left, %s is %ld (want 0)",
 			     zero_counters[k], v[k]);
@@ -2042,6 +2089,10 @@ static int check_counters(void)
 		say("ksm_stress: KSM counters back to 0 after run=2 (%.1f s)", now() - t0);
 	return bad ? -1 : 0;
 }
+
+/* Why slab caches go unchecked, in one piece to grep for. */
+#define SLAB_MERGED_LOG "ksm_stress: slab cache %s is merged into %s: not counted (boot with slab_nomerge)"
+#define NO_SLABS_LOG "ksm_stress: no slab statistics (CONFIG_SLUB_DEBUG off?): KSM's slab caches not checked"
 
 /* Objects in KSM's slab caches, which must be empty by now. */
 static int check_slabs(void)
@@ -2062,8 +2113,8 @@ static int check_slabs(void)
 		n = readlink(path, link, sizeof(link) - 1);
 		if (n > 0) {
 			link[n] = 0;
-			say("ksm_stress: slab cache %s is merged into %s: not counted (boot with slab_nomerge)",
-			    d->d_name, strrchr(link, '/') ? strrchr(link, '/') + 1 : link);
+			say(SLAB_MERGED_LOG, d->d_name,
+			    strrchr(link, '/') ? strrchr(link, '/') + 1 : link);
 			merged++;
 			continue;
 		}
@@ -2107,7 +2158,7 @@ static int check_slabs(void)
 	if (f)
 		fclose(f);
 	if (!seen)
-		say("ksm_stress: no slab statistics (CONFIG_SLUB_DEBUG off?): KSM's slab caches not checked");
+		say(NO_SLABS_LOG);
 	return bad ? -1 : 0;
 }
 
@@ -2206,11 +2257,11 @@ static unsigned int parse_ops(const char *arg)
 	for (tok = strtok_r(buf, ",+:", &save); tok; tok = strtok_r(NULL, ",+:", &save)) {
 		neg = *tok == '-';
 		tok += neg;
-		if (!strcmp(tok, "all"))
+		if (!strcmp(tok, "all")) {
 			bit = (1U << NR_OPS) - 1;
-		else if (!strcmp(tok, "crash"))
+		} else if (!strcmp(tok, "crash")) {
 			bit = parse_ops(CRASH_OPS);
-		else {
+		} else {
 			for (op = 0; op < NR_OPS; op++)
 				if (!strcmp(tok, ops[op].name))
 					break;
@@ -2238,10 +2289,14 @@ static void usage(void)
 		"      '-name' drops one.  Operations:", CRASH_OPS);
 	for (op = 0; op < NR_OPS; op++)
 		fprintf(stderr, " %s", ops[op].name);
-	fprintf(stderr, "\n  -L 0: no memcg; -F: fault injection on ksmd (default: if the kernel has it)\n"
+	fprintf(stderr, "\n"
+		"  -L 0: no memcg; -F: fault injection on ksmd (default: if the kernel has it)\n"
 		"  -P: most pages hwpoisoned (default 8); -v: say why the kernel refused\n");
 	exit(2);
 }
+
+/* The closing line, in one piece to grep for. */
+#define SUMMARY_LOG "ksm_stress: seed=%llu duration=%.0fs ops=%ld forks=%ld respawns=%ld merges: max pages_sharing=%ld, increments %ld, max pages_shared=%ld, max ksm_zero_pages=%ld; cow_ksm=%ld; hwpoison %ld (%ld on KSM pages, SIGBUS %ld); pages verified=%ld; mismatches=%ld; failures=%ld: %s"
 
 static void summary(double secs, long cow, int clean)
 {
@@ -2263,12 +2318,14 @@ static void summary(double secs, long cow, int clean)
 			break;
 	}
 	say("ksm_stress: ops:%s", buf);
-	say("ksm_stress: seed=%llu duration=%.0fs ops=%ld forks=%ld respawns=%ld merges: max pages_sharing=%ld, increments %ld, max pages_shared=%ld, max ksm_zero_pages=%ld; cow_ksm=%ld; hwpoison %ld (%ld on KSM pages, SIGBUS %ld); pages verified=%ld; mismatches=%ld; failures=%ld: %s",
-	    cfg.seed, secs, total, S->forks, S->respawns, S->max_sharing,
+	say(SUMMARY_LOG, cfg.seed, secs, total, S->forks, S->respawns, S->max_sharing,
 	    S->sharing_incr, S->max_shared, S->max_zero, cow, S->poisoned,
 	    S->poison_ksm, S->poison_sigbus, S->verified, S->mismatches, S->failures,
 	    clean ? "PASS" : "FAIL");
 }
+
+/* The line every 10 s, in one piece to grep for. */
+#define PROGRESS_LOG "ksm_stress: %4.0fs ops %ld verified %ld sharing %ld shared %ld full_scans %ld swap %ld MiB mismatches %ld failures %ld"
 
 int main(int argc, char **argv)
 {
@@ -2375,9 +2432,10 @@ int main(int argc, char **argv)
 	if (ksm_write("run", 1))
 		fail("cannot start ksmd: %s", strerror(errno));
 	setup_finj(kpid);
-	cow0 = vmstat("cow_ksm");
+	cow0 = vmstat_read("cow_ksm");
 
-	t0 = t_start = now();
+	t_start = now();
+	t0 = t_start;
 	t_end = t0 + cfg.duration;
 	next_report = t0 + 10;
 	t_moved = t0;
@@ -2409,7 +2467,7 @@ int main(int argc, char **argv)
 			pids[k] = fork();
 			if (!pids[k])
 				worker(k, gens[k], env.cg_procs[0] ? env.cg_procs : NULL);
-			ADD(respawns, 1);
+			stat_add(&S->respawns, 1);
 		}
 		if (now() >= next_report) {
 			for (v = 0, k = 0; k < NR_OPS; k++)
@@ -2417,8 +2475,7 @@ int main(int argc, char **argv)
 			if (v != last_ops)
 				t_moved = now();
 			last_ops = v;
-			say("ksm_stress: %4.0fs ops %ld verified %ld sharing %ld shared %ld full_scans %ld swap %ld MiB mismatches %ld failures %ld",
-			    now() - t0, v,
+			say(PROGRESS_LOG, now() - t0, v,
 			    S->verified, ksm_read("pages_sharing"), ksm_read("pages_shared"),
 			    ksm_read("full_scans"),
 			    (meminfo_kb("SwapTotal") - meminfo_kb("SwapFree")) >> 10,
@@ -2491,7 +2548,7 @@ int main(int argc, char **argv)
 		if (f)
 			fclose(f);
 	}
-	cow = vmstat("cow_ksm") - cow0;
+	cow = vmstat_read("cow_ksm") - cow0;
 	v = ksm_read("pages_sharing");
 	if (v > S->max_sharing)
 		S->max_sharing = v;

@@ -1898,16 +1898,91 @@ static void make_table(void)
 		run_case("ksm_stat", stat_cases[i].name, stat_cases[i].fn);
 }
 
-/* A field as a C string literal. */
-static void c_string(const char *s)
+/*
+ * The table as C: each ROW() starts a line, indented as the array it
+ * fills.  A row wider than GOLDEN_COLS goes on with its next arguments
+ * on lines aligned after "ROW(", and a literal too long for a line of its
+ * own is cut into adjacent literals: after a "\n" of its text, else after
+ * a blank, if it can.
+ */
+#define GOLDEN_COLS	100
+#define GOLDEN_INDENT	"\t    "			/* "\tROW(" is as wide */
+#define GOLDEN_ROOM	(GOLDEN_COLS - 12)	/* the columns after it */
+
+/* A field as the text of a C string literal, in malloc()ed memory. */
+static char *c_escape(const char *s)
 {
-	putchar('"');
+	char *lit = malloc(2 * strlen(s) + 1), *d = lit;
+
+	if (!lit)
+		ksft_exit_fail_msg("out of memory\n");
 	for (; *s; s++) {
 		if (*s == '"' || *s == '\\')
-			putchar('\\');
-		putchar(*s);
+			*d++ = '\\';
+		*d++ = *s;
 	}
-	putchar('"');
+	*d = 0;
+	return lit;
+}
+
+/* How much of lit goes on a line with room for max characters of it. */
+static int golden_cut(const char *lit, int max)
+{
+	int i, unit, fit = 0, blank = 0, newline = 0;
+	bool backslash = false;
+
+	for (i = 0; lit[i]; i += unit) {
+		unit = lit[i] == '\\' ? 2 : 1;	/* never split an escape */
+		if (i + unit > max)
+			break;
+		fit = i + unit;
+		if (backslash && lit[i] == 'n')
+			newline = fit;
+		else if (lit[i] == ' ')
+			blank = fit;
+		backslash = unit == 2 && lit[i + 1] == '\\';
+	}
+	return newline ? newline : blank ? blank : fit;
+}
+
+/*
+ * lit, then end (',' or ')'), from the indent of a line on; the columns
+ * the last line then holds after the indent.
+ */
+static int print_literal(const char *lit, char end)
+{
+	int len = strlen(lit), n;
+
+	while (len + 3 > GOLDEN_ROOM) {
+		n = golden_cut(lit, GOLDEN_ROOM - 2);
+		printf("\"%.*s\"\n" GOLDEN_INDENT, n, lit);
+		lit += n;
+		len -= n;
+	}
+	printf("\"%s\"%c", lit, end);
+	return len + 3;
+}
+
+static void print_row(const struct row *r)
+{
+	const char *const field[] = { r->what, r->input, r->err, r->back };
+	int i, used = 0;
+	char *lit;
+
+	printf("\tROW(");
+	for (i = 0; i < 4; i++) {
+		lit = c_escape(field[i]);
+		if (i && used + 1 + (int)strlen(lit) + 3 <= GOLDEN_ROOM) {
+			putchar(' ');
+			used += 1 + print_literal(lit, i < 3 ? ',' : ')');
+		} else {
+			if (i)
+				printf("\n" GOLDEN_INDENT);
+			used = print_literal(lit, i < 3 ? ',' : ')');
+		}
+		free(lit);
+	}
+	putchar('\n');
 }
 
 static void print_golden(void)
@@ -1920,17 +1995,8 @@ static void print_golden(void)
 	       " * What stock 6.12 answers to ksm_fuzz_test: \"ksm_fuzz_test -g\" on\n"
 	       " * the baseline kernel wrote this file.  ROW(what, input, errno, read back)\n"
 	       " */\n");
-	for (i = 0; i < nrows; i++) {
-		printf("ROW(");
-		c_string(rows[i].what);
-		printf(", ");
-		c_string(rows[i].input);
-		printf(", ");
-		c_string(rows[i].err);
-		printf(", ");
-		c_string(rows[i].back);
-		printf(")\n");
-	}
+	for (i = 0; i < nrows; i++)
+		print_row(&rows[i]);
 }
 
 int main(int argc, char **argv)
