@@ -63,12 +63,18 @@ def bench_table():
     rows = list(csv.DictReader(open(path)))
     lines = [f"make bench, {os.path.basename(os.path.dirname(path))} "
              "(medians, instruction clock; ratio ours/6.12):", ""]
-    lines.append(f"  {'scenario':<14} {'metric':<24} {'6.12':>10} "
+    lines.append(f"  {'scenario':<17} {'metric':<27} {'6.12':>10} "
                  f"{'ours':>10} {'ratio':>7}")
+    def num(v, fmt):
+        try:
+            return format(float(v), fmt)
+        except ValueError:
+            return v or "-"
+
     for r in rows:
-        lines.append(f"  {r['scenario']:<14} {r['metric']:<24} "
-                     f"{float(r['baseline']):>10.4g} {float(r['ours']):>10.4g} "
-                     f"{float(r['ratio_ours_baseline']):>7.3f}")
+        lines.append(f"  {r['scenario']:<17} {r['metric']:<27} "
+                     f"{num(r['baseline'], '.4g'):>10} {num(r['ours'], '.4g'):>10} "
+                     f"{num(r['ratio_ours_baseline'], '.3f'):>7}")
     return "\n".join(lines) + "\n"
 
 
