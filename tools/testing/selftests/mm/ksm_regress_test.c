@@ -879,9 +879,13 @@ TEST_F_TIMEOUT(regress, fork_sharers_beyond_max_page_sharing, 240)
 		exited += waitpid(pids[i], &status, 0) == pids[i] &&
 			  WIFEXITED(status) && !WEXITSTATUS(status);
 	EXPECT_EQ(FORKS, exited);
-	/* The parent's four mappings are left, on two KSM pages. */
-	EXPECT_TRUE(WAIT_UNTIL(ksm_get("pages_sharing") == 2 &&
-			       ksm_get("pages_shared") == 2, WAIT_S))
+	/*
+	 * The parent's four mappings are left, on two KSM pages as in 6.12,
+	 * or on one where twins are packed (stable_node_chains_prune_millisecs).
+	 */
+	EXPECT_TRUE(WAIT_UNTIL(ksm_get("pages_shared") +
+			       ksm_get("pages_sharing") == 4 &&
+			       ksm_get("pages_shared") <= 2, WAIT_S))
 		TH_LOG("pages_shared %ld, pages_sharing %ld",
 		       ksm_get("pages_shared"), ksm_get("pages_sharing"));
 	EXPECT_EQ(2, groups_holding(a, 2, 2, 7));
