@@ -77,7 +77,7 @@ KMAKE = $(MAKE) -C $(SRC) O=$(OBJ) CC="$(KCC)" HOSTCC="$(KCC)" -j$(JOBS)
 PACKAGES := linux-source-6.12 qemu-system-x86 gcc make flex bison bc \
 	libelf-dev libssl-dev cpio busybox-static ccache libnuma-dev \
 	python3 rsync xz-utils patch git gnuplot-nox ksmtuned procps stress-ng \
-	sparse python3-sphinx
+	sparse python3-sphinx python3-yaml
 
 GUEST_RUN = python3 $(H)/scripts/guest.py --kernel $(BZIMAGE) \
 	--initrd $(BOOT_INITRD) --label $(VARIANT) --accel $(ACCEL) \
