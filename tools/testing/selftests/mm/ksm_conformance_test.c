@@ -74,35 +74,6 @@ static const char * const knob_names[] = {
 
 #define NKNOBS ARRAY_SIZE(knob_names)
 
-/* A knob without its newline; 0 or -errno. */
-static int knob_read(const char *name, char *buf, size_t len)
-{
-	char path[128];
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), KSM_DIR "%s", name);
-	fd = open(path, O_RDONLY);
-	if (fd < 0)
-		return -errno;
-	n = read(fd, buf, len - 1);
-	close(fd);
-	if (n < 0)
-		return -errno;
-	buf[n] = '\0';
-	if (n && buf[n - 1] == '\n')
-		buf[n - 1] = '\0';
-	return 0;
-}
-
-static int knob_write(const char *name, const char *val)
-{
-	char path[128];
-
-	snprintf(path, sizeof(path), KSM_DIR "%s", name);
-	return write_str(path, val);
-}
-
 /* What to write to advisor_mode to get the mode @shown shows. */
 static const char *advisor_mode_of(const char *shown)
 {
@@ -119,7 +90,7 @@ static void knobs_save(struct knob_state *s)
 	unsigned int i;
 
 	for (i = 0; i < NKNOBS; i++)
-		if (knob_read(knob_names[i], s->v[i], sizeof(s->v[i])))
+		if (ksm_knob_read(knob_names[i], s->v[i], sizeof(s->v[i])))
 			s->v[i][0] = '\0';
 }
 
@@ -132,23 +103,23 @@ static void knobs_restore(const struct knob_state *s)
 {
 	unsigned int i;
 
-	knob_write("run", "2");
-	knob_write("advisor_mode", "none");
+	ksm_knob_write("run", "2");
+	ksm_knob_write("advisor_mode", "none");
 	for (i = 0; i < NKNOBS; i++) {
 		const char *name = knob_names[i];
 
 		if (!s->v[i][0] || !strcmp(name, "run") ||
 		    !strcmp(name, "advisor_mode"))
 			continue;
-		knob_write(name, s->v[i]);
+		ksm_knob_write(name, s->v[i]);
 	}
 	for (i = 0; i < NKNOBS; i++) {
 		if (!strcmp(knob_names[i], "advisor_mode") && s->v[i][0])
-			knob_write("advisor_mode", advisor_mode_of(s->v[i]));
+			ksm_knob_write("advisor_mode", advisor_mode_of(s->v[i]));
 	}
 	for (i = 0; i < NKNOBS; i++) {
 		if (!strcmp(knob_names[i], "run") && s->v[i][0])
-			knob_write("run", s->v[i]);
+			ksm_knob_write("run", s->v[i]);
 	}
 }
 
@@ -396,7 +367,7 @@ FIXTURE_SETUP(knobs)
 	if (ksm_unfit())
 		SKIP(return, "%s", ksm_unfit());
 	knobs_save(&self->saved);
-	ASSERT_EQ(0, knob_write("run", "0"));
+	ASSERT_EQ(0, ksm_knob_write("run", "0"));
 }
 
 FIXTURE_TEARDOWN(knobs)
@@ -438,7 +409,7 @@ TEST_F(knobs, defaults)
 	char buf[64];
 
 	for (i = 0; i < ARRAY_SIZE(knob_defaults); i++) {
-		int err = knob_read(knob_defaults[i].name, buf, sizeof(buf));
+		int err = ksm_knob_read(knob_defaults[i].name, buf, sizeof(buf));
 
 		if (err == -ENOENT &&
 		    !strcmp(knob_defaults[i].name, "merge_across_nodes"))
@@ -521,8 +492,8 @@ static void good_write(struct __test_metadata *_metadata, const char *knob,
 {
 	char back[64];
 
-	EXPECT_EQ(0, knob_write(knob, v->in)) TH_LOG("%s <- %s", knob, v->in);
-	ASSERT_EQ(0, knob_read(knob, back, sizeof(back)));
+	EXPECT_EQ(0, ksm_knob_write(knob, v->in)) TH_LOG("%s <- %s", knob, v->in);
+	ASSERT_EQ(0, ksm_knob_read(knob, back, sizeof(back)));
 	EXPECT_STREQ(v->back ? v->back : v->in, back)
 		TH_LOG("%s <- %s", knob, v->in);
 }
@@ -533,16 +504,16 @@ TEST_F(knobs, ranges)
 	char before[64], after[64];
 
 	/* Nothing merged: max_page_sharing and merge_across_nodes may move. */
-	ASSERT_EQ(0, knob_write("run", "2"));
-	ASSERT_EQ(0, knob_write("run", "0"));
+	ASSERT_EQ(0, ksm_knob_write("run", "2"));
+	ASSERT_EQ(0, ksm_knob_write("run", "0"));
 	for (i = 0; i < ARRAY_SIZE(knob_ranges); i++) {
 		const char *name = knob_ranges[i].name;
 		char saved[64];
 
-		if (knob_read(name, saved, sizeof(saved)) == -ENOENT &&
+		if (ksm_knob_read(name, saved, sizeof(saved)) == -ENOENT &&
 		    !strcmp(name, "merge_across_nodes"))
 			continue;	/* CONFIG_NUMA only */
-		ASSERT_EQ(0, knob_read(name, saved, sizeof(saved)));
+		ASSERT_EQ(0, ksm_knob_read(name, saved, sizeof(saved)));
 
 		for (j = 0; j < 3 && knob_ranges[i].good[j].in; j++)
 			good_write(_metadata, name, &knob_ranges[i].good[j]);
@@ -557,25 +528,25 @@ TEST_F(knobs, ranges)
 			good_write(_metadata, name, &mid);
 		}
 		for (k = 0; k < 2 && knob_ranges[i].mid[k]; k++) {
-			ASSERT_EQ(0, knob_write(name, knob_ranges[i].mid[k]));
-			ASSERT_EQ(0, knob_read(name, before, sizeof(before)));
+			ASSERT_EQ(0, ksm_knob_write(name, knob_ranges[i].mid[k]));
+			ASSERT_EQ(0, ksm_knob_read(name, before, sizeof(before)));
 			for (j = 0; j < 4 && knob_ranges[i].bad[j].in; j++) {
 				const struct knob_bad *b = &knob_ranges[i].bad[j];
 
-				EXPECT_EQ(-b->err, knob_write(name, b->in))
+				EXPECT_EQ(-b->err, ksm_knob_write(name, b->in))
 					TH_LOG("%s <- %s: want %s", name, b->in,
 					       strerror(b->err));
-				ASSERT_EQ(0, knob_read(name, after,
-						       sizeof(after)));
+				ASSERT_EQ(0, ksm_knob_read(name, after,
+							   sizeof(after)));
 				EXPECT_STREQ(before, after)
 					TH_LOG("%s <- %s changed it", name,
 					       b->in);
 			}
 		}
 		/* As it was, before the next knob. */
-		ASSERT_EQ(0, knob_write(name, strcmp(name, "advisor_mode") ?
+		ASSERT_EQ(0, ksm_knob_write(name, strcmp(name, "advisor_mode") ?
 					saved : advisor_mode_of(saved)));
-		ASSERT_EQ(0, knob_read(name, after, sizeof(after)));
+		ASSERT_EQ(0, ksm_knob_read(name, after, sizeof(after)));
 		EXPECT_STREQ(saved, after);
 	}
 }
@@ -748,10 +719,10 @@ TEST_F_TIMEOUT(knobs, full_scans_only_while_registered, 120)
 	pid_t pid;
 	int go;
 
-	ASSERT_EQ(0, knob_write("run", "2"));
-	ASSERT_EQ(0, knob_write("pages_to_scan", "1000"));
-	ASSERT_EQ(0, knob_write("sleep_millisecs", "0"));
-	ASSERT_EQ(0, knob_write("run", "1"));
+	ASSERT_EQ(0, ksm_knob_write("run", "2"));
+	ASSERT_EQ(0, ksm_knob_write("pages_to_scan", "1000"));
+	ASSERT_EQ(0, ksm_knob_write("sleep_millisecs", "0"));
+	ASSERT_EQ(0, ksm_knob_write("run", "1"));
 
 	pid = spawn_registered(64, &go);
 	ASSERT_GT(pid, 0);
@@ -767,9 +738,9 @@ TEST_F_TIMEOUT(knobs, full_scans_only_while_registered, 120)
 	       pass * 1e3, window);
 
 	/* Registered, ksmd stopped. */
-	ASSERT_EQ(0, knob_write("run", "0"));
+	ASSERT_EQ(0, ksm_knob_write("run", "0"));
 	EXPECT_EQ(0, scans_in(window)) TH_LOG("passes with run=0");
-	ASSERT_EQ(0, knob_write("run", "1"));
+	ASSERT_EQ(0, ksm_knob_write("run", "1"));
 	EXPECT_TRUE(wait_scans(2, WAIT_S)) TH_LOG("no pass after run=1");
 
 	/* Nothing registered any more: the counters empty first. */
@@ -910,12 +881,12 @@ FIXTURE_SETUP(stats)
  */
 static void stats_knobs(struct __test_metadata *_metadata, bool zero_pages)
 {
-	ASSERT_EQ(0, knob_write("run", "2"));
-	ASSERT_EQ(0, knob_write("pages_to_scan", "1000"));
-	ASSERT_EQ(0, knob_write("sleep_millisecs", "0"));
-	ASSERT_EQ(0, knob_write("smart_scan", "0"));
-	ASSERT_EQ(0, knob_write("max_page_sharing", "256"));
-	ASSERT_EQ(0, knob_write("use_zero_pages", zero_pages ? "1" : "0"));
+	ASSERT_EQ(0, ksm_knob_write("run", "2"));
+	ASSERT_EQ(0, ksm_knob_write("pages_to_scan", "1000"));
+	ASSERT_EQ(0, ksm_knob_write("sleep_millisecs", "0"));
+	ASSERT_EQ(0, ksm_knob_write("smart_scan", "0"));
+	ASSERT_EQ(0, ksm_knob_write("max_page_sharing", "256"));
+	ASSERT_EQ(0, ksm_knob_write("use_zero_pages", zero_pages ? "1" : "0"));
 }
 
 FIXTURE_TEARDOWN(stats)
@@ -974,9 +945,9 @@ static void check_smaps(struct __test_metadata *_metadata, struct worker *w,
 /* Run ksmd for @n more passes, then stop it: 0 or -1. */
 static int run_passes(long n)
 {
-	if (knob_write("run", "1") || !wait_scans(n, WAIT_S))
+	if (ksm_knob_write("run", "1") || !wait_scans(n, WAIT_S))
 		return -1;
-	return knob_write("run", "0");
+	return ksm_knob_write("run", "0");
 }
 
 /*
@@ -1009,7 +980,7 @@ static void check_scanning(struct __test_metadata *_metadata,
 	 * One pass sees worker 2's unique pages changed.  ksmd sleeps 2 s
 	 * after it: time to stop it before the next.
 	 */
-	ASSERT_EQ(0, knob_write("sleep_millisecs", "2000"));
+	ASSERT_EQ(0, ksm_knob_write("sleep_millisecs", "2000"));
 	ASSERT_EQ(0, worker_do(&w[2], 'u'));
 	ASSERT_EQ(0, run_passes(1));
 	EXPECT_EQ(UNIQ, ksm_get("pages_volatile"));
@@ -1025,14 +996,14 @@ static void check_scanning(struct __test_metadata *_metadata,
 	if (n)
 		TH_LOG("pages_volatile %ld, pages_unshared %ld after %d more passes",
 		       ksm_get("pages_volatile"), ksm_get("pages_unshared"), n);
-	ASSERT_EQ(0, knob_write("sleep_millisecs", "0"));
+	ASSERT_EQ(0, ksm_knob_write("sleep_millisecs", "0"));
 
-	ASSERT_EQ(0, knob_write("smart_scan", "1"));
-	ASSERT_EQ(0, knob_write("run", "1"));
+	ASSERT_EQ(0, ksm_knob_write("smart_scan", "1"));
+	ASSERT_EQ(0, ksm_knob_write("run", "1"));
 	EXPECT_TRUE(WAIT_UNTIL(ksm_get("pages_skipped") > skipped, WAIT_S))
 		TH_LOG("no page skipped with smart_scan on");
-	ASSERT_EQ(0, knob_write("run", "0"));
-	ASSERT_EQ(0, knob_write("smart_scan", "0"));
+	ASSERT_EQ(0, ksm_knob_write("run", "0"));
+	ASSERT_EQ(0, ksm_knob_write("smart_scan", "0"));
 	EXPECT_EQ(shared, ksm_get("pages_shared"));
 	EXPECT_EQ(sharing, ksm_get("pages_sharing"));
 	EXPECT_EQ(NPROC * UNIQ,
@@ -1055,7 +1026,7 @@ TEST_F_TIMEOUT(stats, counters_agree, 120)
 	stats_knobs(_metadata, zp);
 	for (i = 0; i < NPROC; i++)
 		ASSERT_EQ(0, worker_start(&self->w[i], i));
-	ASSERT_EQ(0, knob_write("run", "1"));
+	ASSERT_EQ(0, ksm_knob_write("run", "1"));
 	ASSERT_TRUE(WAIT_UNTIL(sum_merging(self->w) == NPROC * want_merging &&
 			       ksm_get("ksm_zero_pages") == (zp ? NPROC * ZERO : 0) &&
 			       ksm_get("pages_unshared") == NPROC * UNIQ,
@@ -1065,7 +1036,7 @@ TEST_F_TIMEOUT(stats, counters_agree, 120)
 		       ksm_get("ksm_zero_pages"), ksm_get("pages_unshared"));
 	/* Two more passes let go of what the zero pages left; then freeze. */
 	ASSERT_TRUE(wait_scans(2, WAIT_S));
-	ASSERT_EQ(0, knob_write("run", "0"));
+	ASSERT_EQ(0, ksm_knob_write("run", "0"));
 
 	shared = ksm_get("pages_shared");
 	sharing = ksm_get("pages_sharing");
@@ -1242,10 +1213,10 @@ static void swap_prepare(struct __test_metadata *_metadata,
 	/* Made: to leave, even if we could not move in. */
 	self->in_cgroup = true;
 	ASSERT_EQ(0, ret);
-	ASSERT_EQ(0, knob_write("run", "2"));
-	ASSERT_EQ(0, knob_write("pages_to_scan", "1000"));
-	ASSERT_EQ(0, knob_write("sleep_millisecs", "0"));
-	ASSERT_EQ(0, knob_write("run", "1"));
+	ASSERT_EQ(0, ksm_knob_write("run", "2"));
+	ASSERT_EQ(0, ksm_knob_write("pages_to_scan", "1000"));
+	ASSERT_EQ(0, ksm_knob_write("sleep_millisecs", "0"));
+	ASSERT_EQ(0, ksm_knob_write("run", "1"));
 }
 
 FIXTURE_TEARDOWN(swap)
@@ -1304,7 +1275,7 @@ TEST_F_TIMEOUT(swap, swapin_copies_counted, 120)
 			       WAIT_S))
 		TH_LOG("%d of %d pairs merged", same_frames(a, b, SWAP_PAGES),
 		       SWAP_PAGES);
-	ASSERT_EQ(0, knob_write("run", "0"));
+	ASSERT_EQ(0, ksm_knob_write("run", "0"));
 
 	before = vmstat_get("ksm_swpin_copy");
 	/* Reclaim may give up early (EAGAIN) having done some. */

@@ -255,6 +255,36 @@ int write_str(const char *path, const char *s)
 	return err;
 }
 
+/* A knob of /sys/kernel/mm/ksm as text, without its newline: 0 or -errno. */
+int ksm_knob_read(const char *name, char *buf, size_t len)
+{
+	char path[128];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), KSM_DIR "%s", name);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, len - 1);
+	close(fd);
+	if (n < 0)
+		return -errno;
+	buf[n] = '\0';
+	if (n && buf[n - 1] == '\n')
+		buf[n - 1] = '\0';
+	return 0;
+}
+
+/* Write a string to a knob of /sys/kernel/mm/ksm in one write(). */
+int ksm_knob_write(const char *name, const char *val)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), KSM_DIR "%s", name);
+	return write_str(path, val);
+}
+
 /*
  * Into a memory cgroup CGROOT @name of our own, with the memory controller
  * turned on for the children of the root; @memory_was_on notes whether it

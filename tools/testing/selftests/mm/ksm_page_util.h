@@ -72,6 +72,8 @@ long proc_ksm_stat(pid_t pid, const char *key);
 bool wait_scans(long n, double limit);
 long smaps_kb(void *addr, const char *field);
 int write_str(const char *path, const char *s);
+int ksm_knob_read(const char *name, char *buf, size_t len);
+int ksm_knob_write(const char *name, const char *val);
 int memcg_enter(const char *name, bool *memory_was_on);
 void memcg_leave(const char *name, bool memory_was_on);
 

@@ -11,8 +11,7 @@
 #include <unistd.h>
 
 #include "kselftest_harness.h"
-
-#define KSM_DIR "/sys/kernel/mm/ksm/"
+#include "ksm_page_util.h"
 
 static const char * const ksm_files[] = {
 	"run", "pages_to_scan", "sleep_millisecs", "merge_across_nodes",
@@ -24,45 +23,6 @@ static const char * const ksm_files[] = {
 	"pages_volatile", "pages_skipped", "ksm_zero_pages", "general_profit",
 	"full_scans", "stable_node_chains", "stable_node_dups",
 };
-
-/* Read a knob into buf without its newline; 0 or -errno. */
-static int knob_read(const char *name, char *buf, size_t len)
-{
-	char path[128];
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), KSM_DIR "%s", name);
-	fd = open(path, O_RDONLY);
-	if (fd < 0)
-		return -errno;
-	n = read(fd, buf, len - 1);
-	close(fd);
-	if (n < 0)
-		return -errno;
-	buf[n] = '\0';
-	if (n && buf[n - 1] == '\n')
-		buf[n - 1] = '\0';
-	return 0;
-}
-
-/* Write a string to a knob in one write(); 0 or -errno. */
-static int knob_write(const char *name, const char *val)
-{
-	char path[128];
-	ssize_t n;
-	int fd, err = 0;
-
-	snprintf(path, sizeof(path), KSM_DIR "%s", name);
-	fd = open(path, O_WRONLY);
-	if (fd < 0)
-		return -errno;
-	n = write(fd, val, strlen(val));
-	if (n < 0)
-		err = -errno;
-	close(fd);
-	return err;
-}
 
 FIXTURE(knobs) {
 	char saved[8][64];
@@ -82,8 +42,8 @@ FIXTURE_SETUP(knobs)
 	if (geteuid())
 		SKIP(return, "needs root");
 	for (i = 0; i < ARRAY_SIZE(touched); i++)
-		ASSERT_EQ(0, knob_read(touched[i], self->saved[i],
-				       sizeof(self->saved[i])));
+		ASSERT_EQ(0, ksm_knob_read(touched[i], self->saved[i],
+					   sizeof(self->saved[i])));
 }
 
 FIXTURE_TEARDOWN(knobs)
@@ -97,7 +57,7 @@ FIXTURE_TEARDOWN(knobs)
 		if (!strcmp(touched[i], "advisor_mode"))
 			v = strchr(v, '[') && !strncmp(strchr(v, '[') + 1, "none", 4) ?
 			    "none" : "scan-time";
-		knob_write(touched[i], v);
+		ksm_knob_write(touched[i], v);
 	}
 }
 
@@ -107,7 +67,7 @@ TEST_F(knobs, every_file_is_there)
 	unsigned int i;
 
 	for (i = 0; i < ARRAY_SIZE(ksm_files); i++) {
-		int err = knob_read(ksm_files[i], buf, sizeof(buf));
+		int err = ksm_knob_read(ksm_files[i], buf, sizeof(buf));
 
 		if (err == -ENOENT && !strcmp(ksm_files[i], "merge_across_nodes"))
 			continue;	/* only with CONFIG_NUMA */
@@ -121,10 +81,10 @@ static void bad_write(struct __test_metadata *_metadata, const char *knob,
 {
 	char before[64], after[64];
 
-	ASSERT_EQ(0, knob_read(knob, before, sizeof(before)));
-	EXPECT_EQ(-want_errno, knob_write(knob, val))
+	ASSERT_EQ(0, ksm_knob_read(knob, before, sizeof(before)));
+	EXPECT_EQ(-want_errno, ksm_knob_write(knob, val))
 		TH_LOG("%s <- '%s'", knob, val);
-	ASSERT_EQ(0, knob_read(knob, after, sizeof(after)));
+	ASSERT_EQ(0, ksm_knob_read(knob, after, sizeof(after)));
 	EXPECT_STREQ(before, after);
 }
 
@@ -133,8 +93,8 @@ static void good_write(struct __test_metadata *_metadata, const char *knob,
 {
 	char back[64];
 
-	ASSERT_EQ(0, knob_write(knob, val)) TH_LOG("%s <- '%s'", knob, val);
-	ASSERT_EQ(0, knob_read(knob, back, sizeof(back)));
+	ASSERT_EQ(0, ksm_knob_write(knob, val)) TH_LOG("%s <- '%s'", knob, val);
+	ASSERT_EQ(0, ksm_knob_read(knob, back, sizeof(back)));
 	EXPECT_STREQ(val, back);
 }
 
@@ -174,12 +134,12 @@ TEST_F(knobs, advisor_owns_pages_to_scan)
 
 	bad_write(_metadata, "advisor_mode", "fast", EINVAL);
 	bad_write(_metadata, "advisor_target_scan_time", "0", EINVAL);
-	ASSERT_EQ(0, knob_write("advisor_mode", "scan-time"));
-	ASSERT_EQ(0, knob_read("advisor_mode", mode, sizeof(mode)));
+	ASSERT_EQ(0, ksm_knob_write("advisor_mode", "scan-time"));
+	ASSERT_EQ(0, ksm_knob_read("advisor_mode", mode, sizeof(mode)));
 	EXPECT_STREQ("none [scan-time]", mode);
 	bad_write(_metadata, "pages_to_scan", "100", EINVAL);
-	ASSERT_EQ(0, knob_write("advisor_mode", "none"));
-	ASSERT_EQ(0, knob_read("advisor_mode", mode, sizeof(mode)));
+	ASSERT_EQ(0, ksm_knob_write("advisor_mode", "none"));
+	ASSERT_EQ(0, ksm_knob_read("advisor_mode", mode, sizeof(mode)));
 	EXPECT_STREQ("[none] scan-time", mode);
 	good_write(_metadata, "pages_to_scan", "100");
 }
